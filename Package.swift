@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+import PackageDescription
+import Foundation
+
+// PODWIRE_STATIC=1 links libnl from its archives (release builds for nodes without libnl);
+// otherwise the shared libraries found through pkg-config are used (development and tests).
+let linkLibnlStatically = ProcessInfo.processInfo.environment["PODWIRE_STATIC"] == "1"
+
+let netlinkLinkerSettings: [LinkerSetting] = linkLibnlStatically
+    ? [.unsafeFlags(["-Xlinker", "-l:libnl-route-3.a", "-Xlinker", "-l:libnl-3.a"])]
+    : [.linkedLibrary("nl-route-3"), .linkedLibrary("nl-3")]
+
+let package = Package(
+    name: "podwire",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "podwire", targets: ["podwire"]),
+    ],
+    targets: [
+        // C: what Glibc's Swift module hides (_GNU_SOURCE) and kernel constants that are macros.
+        .target(name: "CLinuxShim", cSettings: [.define("_GNU_SOURCE")]),
+        // C: libnl-3 / libnl-route-3 headers (include path only; linking is chosen above).
+        .systemLibrary(name: "CNetlink", providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+
+        // Pure Swift, no kernel calls.
+        .target(name: "NetAddress"),
+        .target(name: "CNIProtocol", dependencies: ["NetAddress"]),
+        .target(name: "PodIPAM", dependencies: ["NetAddress", "CNIProtocol", "CLinuxShim"]),
+
+        // Kernel work behind a small Swift API.
+        .target(name: "Netlink", dependencies: ["CNetlink", "CLinuxShim", "NetAddress"],
+                swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/libnl3"])],
+                linkerSettings: netlinkLinkerSettings),
+
+        // The plugin's verbs over those layers, and the thin executable.
+        .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "NetAddress", "CLinuxShim"]),
+        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin"]),
+
+        .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
+        .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol"]),
+        .testTarget(name: "PodIPAMTests", dependencies: ["PodIPAM"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NetAddress"]),
+    ]
+)

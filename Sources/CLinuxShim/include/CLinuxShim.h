@@ -1,0 +1,38 @@
+/* What Swift's Glibc module hides behind _GNU_SOURCE, and kernel constants that are macros.
+ * Every function returns what the C call returns: -1 with errno set on failure. */
+#ifndef PODWIRE_CLINUXSHIM_H
+#define PODWIRE_CLINUXSHIM_H
+
+#include <sys/types.h>
+#include <stdint.h>
+
+#ifdef __linux__
+
+extern const int CLinuxShim_CLONE_NEWNET;
+extern const int CLinuxShim_CLONE_NEWNS;
+extern const int CLinuxShim_CLONE_NEWUSER;
+
+/* statfs f_type of a namespace file: nsfs bind mounts and /proc/<pid>/ns/net. */
+extern const long CLinuxShim_NSFS_MAGIC;
+extern const long CLinuxShim_PROC_SUPER_MAGIC;
+
+/* Interface address flags (linux/if_addr.h); IFA_F_NODAD and IFA_F_NOPREFIXROUTE. */
+extern const unsigned int CLinuxShim_IFA_F_NODAD;
+extern const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE;
+
+/* Route protocol and scope values ip(8) prints as "boot", "kernel", "host", "link". */
+extern const unsigned char CLinuxShim_RTPROT_BOOT;
+extern const unsigned char CLinuxShim_RTPROT_KERNEL;
+
+int   CLinuxShim_setns(int fd, int nstype);
+int   CLinuxShim_unshare(int flags);
+pid_t CLinuxShim_gettid(void);
+/* getrandom(2) that retries until len bytes are filled; 0 on success. */
+int   CLinuxShim_getrandom(void *buffer, size_t len);
+/* statfs(2) on an open fd; writes f_type. */
+int   CLinuxShim_fstatfs_type(int fd, long *type);
+/* The process environment (environ), so Swift code need not name the C global. */
+char **CLinuxShim_environ(void);
+
+#endif /* __linux__ */
+#endif

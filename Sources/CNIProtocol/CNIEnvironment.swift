@@ -1,0 +1,128 @@
+/// The operation a runtime asks for in `CNI_COMMAND`.
+public enum CNICommand: String, Sendable, CaseIterable {
+    case add = "ADD"
+    case del = "DEL"
+    case check = "CHECK"
+    case version = "VERSION"
+    case status = "STATUS"
+    case gc = "GC"
+}
+
+/// The `CNI_*` variables of one invocation, checked against the spec's conventions.
+public struct CNIEnvironment: Sendable, Equatable {
+    public var command: CNICommand
+    /// Empty only for VERSION, STATUS and GC, which act on no attachment.
+    public var containerID: String
+    /// The pod's netns path; empty when the runtime sent none (allowed for DEL).
+    public var netns: String
+    public var ifname: String
+    /// `CNI_ARGS` pairs in order ("IgnoreUnknown=1;IP=10.244.1.9").
+    public var args: [(key: String, value: String)]
+    /// `CNI_PATH` directories, searched in order for delegated plugins.
+    public var path: [String]
+
+    public init(command: CNICommand, containerID: String = "", netns: String = "", ifname: String = "",
+                args: [(key: String, value: String)] = [], path: [String] = []) {
+        self.command = command
+        self.containerID = containerID
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args
+        self.path = path
+    }
+
+    public static func == (lhs: CNIEnvironment, rhs: CNIEnvironment) -> Bool {
+        lhs.command == rhs.command && lhs.containerID == rhs.containerID && lhs.netns == rhs.netns
+            && lhs.ifname == rhs.ifname && lhs.path == rhs.path
+            && lhs.args.map { "\($0.key)=\($0.value)" } == rhs.args.map { "\($0.key)=\($0.value)" }
+    }
+
+    /// Reads and checks the variables. Every problem is reported at once, as code 4, so a person
+    /// fixing a runtime's invocation sees all that is wrong in one error.
+    public static func parse(_ variables: [String: String]) throws(CNIError) -> CNIEnvironment {
+        guard let commandText = variables["CNI_COMMAND"], !commandText.isEmpty else {
+            throw CNIError(.invalidEnvironment, "required env variables [CNI_COMMAND] missing",
+                           details: "set CNI_COMMAND to one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let command = CNICommand(rawValue: commandText) else {
+            throw CNIError(.invalidEnvironment, "unknown CNI_COMMAND: \(commandText)",
+                           details: "expected one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var environment = CNIEnvironment(command: command)
+        environment.containerID = variables["CNI_CONTAINERID"] ?? ""
+        environment.netns = variables["CNI_NETNS"] ?? ""
+        environment.ifname = variables["CNI_IFNAME"] ?? ""
+        environment.path = (variables["CNI_PATH"] ?? "").split(separator: ":").map(String.init)
+
+        let required: [(name: String, value: String)]
+        switch command {
+        case .add, .check:
+            required = [("CNI_CONTAINERID", environment.containerID), ("CNI_NETNS", environment.netns), ("CNI_IFNAME", environment.ifname)]
+        case .del:
+            required = [("CNI_CONTAINERID", environment.containerID), ("CNI_IFNAME", environment.ifname)]
+        case .version, .status, .gc:
+            required = []
+        }
+        let missing = required.filter { $0.value.isEmpty }.map(\.name)
+        if !missing.isEmpty {
+            throw CNIError(.invalidEnvironment, "required env variables [\(missing.joined(separator: ","))] missing",
+                           details: "\(command.rawValue) needs \(required.map(\.name).joined(separator: ", "))")
+        }
+        if !required.isEmpty {
+            if let problem = containerIDProblem(environment.containerID) {
+                throw CNIError(.invalidEnvironment, "invalid CNI_CONTAINERID \"\(environment.containerID)\": \(problem)",
+                               details: "a container ID matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+            }
+            if let problem = interfaceNameProblem(environment.ifname) {
+                throw CNIError(.invalidEnvironment, "invalid CNI_IFNAME \"\(environment.ifname)\": \(problem)",
+                               details: "an interface name has 1 to 15 characters, is not \".\" or \"..\" and has no \"/\", \":\" or whitespace")
+            }
+            if !environment.netns.isEmpty && !environment.netns.hasPrefix("/") {
+                throw CNIError(.invalidEnvironment, "invalid CNI_NETNS \"\(environment.netns)\": not an absolute path",
+                               details: "CNI_NETNS names a network namespace file such as /run/netns/<name>")
+            }
+        }
+        environment.args = try parseArgs(variables["CNI_ARGS"] ?? "")
+        return environment
+    }
+
+    /// Why `id` is not a valid container ID, or nil when it is (the spec's `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`).
+    public static func containerIDProblem(_ id: String) -> String? {
+        guard let first = id.utf8.first else { return "empty" }
+        func alphanumeric(_ byte: UInt8) -> Bool {
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+        }
+        guard alphanumeric(first) else { return "must start with a letter or digit" }
+        guard id.utf8.allSatisfy({ alphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }) else {
+            return "invalid characters (allowed: letters, digits, _ . -)"
+        }
+        return nil
+    }
+
+    /// Why `name` is not a valid Linux interface name, or nil when it is.
+    public static func interfaceNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "empty" }
+        if name.utf8.count > 15 { return "longer than 15 bytes" }
+        if name == "." || name == ".." { return "reserved name" }
+        if name.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 32 || $0 == 127 }) {
+            return "contains \"/\", \":\" or whitespace"
+        }
+        return nil
+    }
+
+    static func parseArgs(_ text: String) throws(CNIError) -> [(key: String, value: String)] {
+        var pairs: [(key: String, value: String)] = []
+        for item in text.split(separator: ";") where !item.isEmpty {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw CNIError(.invalidEnvironment, "invalid CNI_ARGS pair \"\(item)\"", details: "CNI_ARGS is KEY=VALUE pairs separated by \";\"")
+            }
+            pairs.append((String(item[..<equals]), String(item[item.index(after: equals)...])))
+        }
+        return pairs
+    }
+
+    /// The value of `key` in CNI_ARGS, if present.
+    public func arg(_ key: String) -> String? {
+        args.last { $0.key == key }?.value
+    }
+}
