@@ -36,6 +36,8 @@ int CLinuxShim_setns(int fd, int nstype) { return setns(fd, nstype); }
 
 int CLinuxShim_unshare(int flags) { return unshare(flags); }
 
+int CLinuxShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
 pid_t CLinuxShim_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 int CLinuxShim_getrandom(void *buffer, size_t len) {

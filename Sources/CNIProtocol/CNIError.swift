@@ -22,6 +22,8 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, Codable, Custo
     public static let rangeExhausted = CNIErrorCode(rawValue: 102)
     /// A requested address is taken, reserved (gateway, network, broadcast) or outside every range.
     public static let addressUnavailable = CNIErrorCode(rawValue: 103)
+    /// CHECK found the attachment's live state differs from its result.
+    public static let checkFailed = CNIErrorCode(rawValue: 104)
 
     public var description: String { String(rawValue) }
 }

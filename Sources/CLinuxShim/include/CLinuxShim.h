@@ -26,6 +26,7 @@ extern const unsigned char CLinuxShim_RTPROT_KERNEL;
 
 int   CLinuxShim_setns(int fd, int nstype);
 int   CLinuxShim_unshare(int flags);
+int   CLinuxShim_pipe2(int fds[2], int flags);
 pid_t CLinuxShim_gettid(void);
 /* getrandom(2) that retries until len bytes are filled; 0 on success. */
 int   CLinuxShim_getrandom(void *buffer, size_t len);

@@ -1,0 +1,222 @@
+internal import CNetlink
+import CLinuxShim
+import NetAddress
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A link as the kernel reports it (`ip -d link show`).
+public struct LinkInfo: Sendable, Equatable {
+    public var index: Int32
+    public var name: String
+    public var mac: String
+    public var mtu: Int
+    public var isUp: Bool
+    /// The rtnl kind ("veth"), empty for devices without one.
+    public var kind: String
+    public var alias: String
+}
+
+/// An rtnetlink socket bound to one network namespace for its whole life, with `ip`-style verbs.
+///
+/// Each verb's doc names the `ip` command it equals and what it does when the object exists or
+/// is missing, since CNI's ADD must not clobber and its DEL must be idempotent.
+public final class RouteSocket {
+    let socket: OpaquePointer
+
+    /// A socket in the calling thread's namespace.
+    public init() throws(KernelError) {
+        guard let socket = nl_socket_alloc() else { throw KernelError("nl_socket_alloc", errno: ENOMEM) }
+        let rc = nl_connect(socket, NETLINK_ROUTE)
+        if rc < 0 {
+            nl_socket_free(socket)
+            throw KernelError("connect rtnetlink socket", netlinkCode: rc)
+        }
+        self.socket = socket
+    }
+
+    /// A socket in `namespace`: created on a thread that entered it, used from any thread after.
+    public convenience init(in namespace: NetworkNamespace) throws(KernelError) {
+        let created: RouteSocketBox
+        do {
+            created = try namespace.run { try RouteSocketBox(RouteSocket()) }
+        } catch let error as KernelError {
+            throw error
+        } catch {
+            throw KernelError("open a netlink socket in \(namespace.path): \(error)", errno: EINVAL)
+        }
+        self.init(adopting: created.take())
+    }
+
+    private init(adopting other: RouteSocket) {
+        socket = other.socket
+        other.disowned = true
+    }
+
+    private var disowned = false
+
+    deinit {
+        if !disowned { nl_socket_free(socket) }
+    }
+
+    // MARK: Links
+
+    /// `ip link add <host> address <hostMAC> mtu <mtu> up type veth peer name <peer> address <peerMAC> mtu <mtu> netns <fd>`
+    ///
+    /// One request creates both ends, the peer born directly in `peerNamespace`: nothing is moved
+    /// between namespaces afterwards (moving is the slow part of veth setup). Only the host end
+    /// comes up: the kernel configures the peer before the pair is joined, so asking for the peer
+    /// up here fails with ENOTCONN; bring it up from a socket in its namespace (`setUp`).
+    /// Fails with `isExists` when either name is taken; nothing is created then.
+    public func addVethPair(hostName: String, hostMAC: [UInt8], peerName: String, peerMAC: [UInt8],
+                            peerNamespace: NetworkNamespace, mtu: Int?) throws(KernelError) {
+        guard let link = rtnl_link_veth_alloc() else { throw KernelError("rtnl_link_veth_alloc", errno: ENOMEM) }
+        defer { rtnl_link_veth_release(link) }
+        let peer = rtnl_link_veth_get_peer(link)
+        defer { rtnl_link_put(peer) }
+        rtnl_link_set_name(link, hostName)
+        rtnl_link_set_name(peer, peerName)
+        try withLinkAddress(hostMAC) { rtnl_link_set_addr(link, $0) }
+        try withLinkAddress(peerMAC) { rtnl_link_set_addr(peer, $0) }
+        if let mtu {
+            rtnl_link_set_mtu(link, UInt32(mtu))
+            rtnl_link_set_mtu(peer, UInt32(mtu))
+        }
+        rtnl_link_set_flags(link, UInt32(IFF_UP))
+        rtnl_link_set_ns_fd(peer, peerNamespace.fd)
+        try netlinkCall("ip link add \(hostName) type veth peer name \(peerName) netns \(peerNamespace.path)") {
+            rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL)
+        }
+    }
+
+    /// `ip link show <name>`; nil when there is no such link.
+    public func link(named name: String) throws(KernelError) -> LinkInfo? {
+        var found: OpaquePointer? = nil
+        let rc = rtnl_link_get_kernel(socket, 0, name, &found)
+        if rc < 0 {
+            let error = KernelError("ip link show \(name)", netlinkCode: rc)
+            if error.isNotFound { return nil }
+            throw error
+        }
+        defer { rtnl_link_put(found) }
+        return Self.linkInfo(found!)
+    }
+
+    /// `ip link show` of every link in the namespace.
+    public func links() throws(KernelError) -> [LinkInfo] {
+        var cache: OpaquePointer? = nil
+        try netlinkCall("ip link show") { rtnl_link_alloc_cache(socket, AF_UNSPEC, &cache) }
+        defer { nl_cache_free(cache) }
+        var result: [LinkInfo] = []
+        var object = nl_cache_get_first(cache)
+        while let current = object {
+            result.append(Self.linkInfo(current))
+            object = nl_cache_get_next(current)
+        }
+        return result
+    }
+
+    static func linkInfo(_ link: OpaquePointer) -> LinkInfo {
+        var mac = ""
+        if let address = rtnl_link_get_addr(link), nl_addr_get_len(address) > 0 {
+            let bytes = UnsafeRawBufferPointer(start: nl_addr_get_binary_addr(address), count: Int(nl_addr_get_len(address)))
+            mac = formatMAC(Array(bytes))
+        }
+        return LinkInfo(
+            index: rtnl_link_get_ifindex(link),
+            name: rtnl_link_get_name(link).map { String(cString: $0) } ?? "",
+            mac: mac,
+            mtu: Int(rtnl_link_get_mtu(link)),
+            isUp: rtnl_link_get_flags(link) & UInt32(IFF_UP) != 0,
+            kind: rtnl_link_get_type(link).map { String(cString: $0) } ?? "",
+            alias: rtnl_link_get_ifalias(link).map { String(cString: $0) } ?? "")
+    }
+
+    /// `ip link set dev <index> alias <alias>`.
+    public func setAlias(_ alias: String, linkIndex: Int32) throws(KernelError) {
+        try changeLink(index: linkIndex, operation: "ip link set dev \(linkIndex) alias \(alias)") { rtnl_link_set_ifalias($0, alias) }
+    }
+
+    /// `ip link set dev <index> up`.
+    public func setUp(linkIndex: Int32) throws(KernelError) {
+        try changeLink(index: linkIndex, operation: "ip link set dev \(linkIndex) up") { rtnl_link_set_flags($0, UInt32(IFF_UP)) }
+    }
+
+    private func changeLink(index: Int32, operation: String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
+        guard let target = rtnl_link_alloc(), let change = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
+        defer {
+            rtnl_link_put(target)
+            rtnl_link_put(change)
+        }
+        rtnl_link_set_ifindex(target, index)
+        apply(change)
+        try netlinkCall(operation) { rtnl_link_change(socket, target, change, 0) }
+    }
+
+    /// `ip link del <name>`. Returns false when the link was already gone (DEL is idempotent).
+    /// Deleting either end of a veth removes both, with their addresses and routes.
+    @discardableResult
+    public func deleteLink(named name: String) throws(KernelError) -> Bool {
+        guard let link = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_name(link, name)
+        let rc = rtnl_link_delete(socket, link)
+        if rc < 0 {
+            let error = KernelError("ip link del \(name)", netlinkCode: rc)
+            if error.isNotFound { return false }
+            throw error
+        }
+        return true
+    }
+
+    // MARK: Helpers
+
+    func withLinkAddress(_ mac: [UInt8], _ body: (OpaquePointer) -> Void) throws(KernelError) {
+        guard let address = mac.withUnsafeBytes({ nl_addr_build(AF_LLC, $0.baseAddress, $0.count) }) else {
+            throw KernelError("nl_addr_build", errno: ENOMEM)
+        }
+        defer { nl_addr_put(address) }
+        body(address)
+    }
+
+    func withAddress<T>(_ address: IPAddress, prefixLength: Int, _ body: (OpaquePointer) throws(KernelError) -> T) throws(KernelError) -> T {
+        let family = address.family == .v4 ? AF_INET : AF_INET6
+        guard let built = address.bytes.withUnsafeBytes({ nl_addr_build(family, $0.baseAddress, $0.count) }) else {
+            throw KernelError("nl_addr_build", errno: ENOMEM)
+        }
+        defer { nl_addr_put(built) }
+        nl_addr_set_prefixlen(built, Int32(prefixLength))
+        return try body(built)
+    }
+
+    static func ipAddress(_ address: OpaquePointer?) -> IPAddress? {
+        guard let address else { return nil }
+        let length = Int(nl_addr_get_len(address))
+        let family = nl_addr_get_family(address)
+        if length == 0 {
+            // libnl gives a default route's destination no bytes at all.
+            if family == AF_INET { return .v4(IPv4Address(0)) }
+            if family == AF_INET6 { return .v6(IPv6Address(high: 0, low: 0)) }
+            return nil
+        }
+        let bytes = UnsafeRawBufferPointer(start: nl_addr_get_binary_addr(address), count: length)
+        switch (family, length) {
+        case (AF_INET, 4): return .v4(IPv4Address(bytes: bytes))
+        case (AF_INET6, 16): return .v6(IPv6Address(bytes: bytes))
+        default: return nil
+        }
+    }
+}
+
+/// Carries a socket made on the namespace thread back to the caller.
+private struct RouteSocketBox: @unchecked Sendable {
+    let socket: RouteSocket
+    init(_ socket: RouteSocket) { self.socket = socket }
+    func take() -> RouteSocket { socket }
+}
+
+public func formatMAC(_ bytes: [UInt8]) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+}

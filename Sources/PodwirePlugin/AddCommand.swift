@@ -1,0 +1,221 @@
+import CLinuxShim
+import CNIProtocol
+import NetAddress
+import Netlink
+
+/// ADD: an address from IPAM, a veth pair with its pod end born in the pod's namespace, the
+/// pod's routes through the gateway, and the node's /32 (/128) host route to the pod.
+///
+/// Kernel state on both sides, for a pod given 10.244.1.2/24 with gateway 10.244.1.1:
+///   pod:  eth0 10.244.1.2/24; default via 10.244.1.1; 10.244.1.0/24 via 10.244.1.1 src 10.244.1.2;
+///         10.244.1.1 dev eth0 scope link src 10.244.1.2
+///   node: vethXXXXXXXX 10.244.1.1/32 (the same gateway on every host veth);
+///         10.244.1.2 dev vethXXXXXXXX scope host
+/// Anything that fails undoes everything done before it, IPAM reservation included.
+struct AddCommand {
+    let environment: CNIEnvironment
+    let config: NetworkConfig
+
+    func run() throws(CNIError) -> CNIResult {
+        let ipam = try IPAMBackend(config: config, environment: environment)
+        let podNamespace = try openPodNamespace(environment.netns)
+        let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
+
+        var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
+        var rollback = Rollback()
+        rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
+        do {
+            let addresses = try validatedAddresses(allocation)
+            let mtu = try resolveMTU(hostSocket)
+            try enableForwarding(for: addresses)
+
+            let hostName = HostVethName.of(containerID: environment.containerID, ifname: environment.ifname)
+            let hostMAC = randomMAC(), podMAC = randomMAC()
+            let alias = HostVethName.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+            try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
+                               podNamespace: podNamespace, mtu: mtu)
+            rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
+
+            let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
+                try RouteSocket(in: podNamespace)
+            }
+            try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
+            try configureHostSide(hostSocket, hostName: hostName, alias: alias, addresses: addresses)
+
+            allocation.interfaces = [
+                CNIInterface(name: hostName, mac: formatMAC(hostMAC), mtu: mtu),
+                CNIInterface(name: environment.ifname, mac: formatMAC(podMAC), mtu: mtu, sandbox: environment.netns),
+            ]
+            allocation.ips = allocation.ips.map { CNIIPConfig(address: $0.address, gateway: $0.gateway, interface: 1) }
+            if let dns = config.dns, dns.isSet { allocation.dns = dns }
+            rollback.discard()
+            return allocation
+        } catch {
+            rollback.run()
+            throw error
+        }
+    }
+
+    /// Each allocated address with its gateway; the design routes everything through the gateway,
+    /// so an IPAM result without one cannot be wired.
+    func validatedAddresses(_ result: CNIResult) throws(CNIError) -> [(address: IPNetwork, gateway: IPAddress)] {
+        guard !result.ips.isEmpty else {
+            throw CNIError(.invalidNetworkConfig, "IPAM returned no IP address", details: "check the ipam ranges of network \(config.name)")
+        }
+        var addresses: [(address: IPNetwork, gateway: IPAddress)] = []
+        for ip in result.ips {
+            guard let gateway = ip.gateway, gateway.family == ip.address.family else {
+                throw CNIError(.invalidNetworkConfig, "IPAM returned \(ip.address) without a gateway",
+                               details: "podwire routes pod traffic through the gateway; give the range a gateway")
+            }
+            guard gateway != ip.address.address else {
+                throw CNIError(.invalidNetworkConfig, "IPAM returned the gateway \(gateway) as the pod's address")
+            }
+            addresses.append((ip.address, gateway))
+        }
+        return addresses
+    }
+
+    /// The configured MTU; else the MTU of the link carrying the node's default route, else 1500.
+    func resolveMTU(_ hostSocket: RouteSocket) throws(CNIError) -> Int {
+        if let mtu = config.mtu { return mtu }
+        return (try? hostSocket.defaultRouteLinkMTU() ?? nil) ?? 1500
+    }
+
+    func enableForwarding(for addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
+        if addresses.contains(where: { $0.address.family == .v4 }) {
+            try kernel("enable IPv4 forwarding") { () throws(KernelError) in try Sysctl.ensure("net/ipv4/ip_forward", is: "1") }
+        }
+        if addresses.contains(where: { $0.address.family == .v6 }) {
+            try kernel("enable IPv6 forwarding") { () throws(KernelError) in try Sysctl.ensure("net/ipv6/conf/all/forwarding", is: "1") }
+        }
+    }
+
+    func createVethPair(_ hostSocket: RouteSocket, hostName: String, alias: String, hostMAC: [UInt8], podMAC: [UInt8],
+                        podNamespace: NetworkNamespace, mtu: Int) throws(CNIError) {
+        func create() throws(KernelError) {
+            try hostSocket.addVethPair(hostName: hostName, hostMAC: hostMAC, peerName: environment.ifname, peerMAC: podMAC,
+                                       peerNamespace: podNamespace, mtu: mtu)
+        }
+        do {
+            try create()
+        } catch let error where error.isExists {
+            // Either end's name may be taken. A host end left by an earlier ADD of this very
+            // attachment (a runtime that retried without DEL) is replaced; anything else is refused.
+            let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
+            guard let existing else {
+                throw CNIError(.invalidEnvironment, "interface \(environment.ifname) already exists in \(environment.netns)",
+                               details: "CNI_IFNAME must name an interface the pod does not have yet")
+            }
+            guard existing.alias == alias else {
+                throw CNIError(.tryAgainLater, "host interface \(hostName) already exists and belongs to another attachment",
+                               details: existing.alias.isEmpty ? "it has no podwire alias" : "its alias is \"\(existing.alias)\"")
+            }
+            try kernel("delete stale \(hostName)") { () throws(KernelError) in _ = try hostSocket.deleteLink(named: hostName) }
+            try kernel("create the veth pair \(hostName) / \(environment.ifname)") { () throws(KernelError) in try create() }
+        } catch {
+            throw CNIError(error, doing: "create the veth pair \(hostName) / \(environment.ifname)")
+        }
+    }
+
+    /// Addresses, then the IPAM routes via the gateway while the kernel's connected route still
+    /// makes the gateway reachable, then the connected route is swapped for `gw/32 scope link`
+    /// plus `subnet via gw`: the pod sends everything, neighbours included, to its gateway.
+    func configurePodSide(_ socket: RouteSocket, addresses: [(address: IPNetwork, gateway: IPAddress)],
+                          routes: [CNIRoute]) throws(CNIError) {
+        let ifname = environment.ifname
+        let link = try kernel("look up \(ifname) in \(environment.netns)") { () throws(KernelError) in try socket.link(named: ifname) }
+        guard let link else {
+            throw CNIError(.kernelRefused, "\(ifname) vanished from \(environment.netns) right after it was created")
+        }
+        for entry in addresses {
+            try kernel("add \(entry.address) to \(ifname)") { () throws(KernelError) in
+                try socket.addAddress(entry.address, linkIndex: link.index, noDAD: entry.address.family == .v6)
+            }
+        }
+        try kernel("bring \(ifname) up in \(environment.netns)") { () throws(KernelError) in try socket.setUp(linkIndex: link.index) }
+        for route in routes {
+            guard let gateway = route.gw ?? addresses.first(where: { $0.address.family == route.dst.family })?.gateway else {
+                continue // a route of a family the pod has no address in
+            }
+            let spec = RouteSpec(destination: route.dst, gateway: gateway, linkIndex: link.index,
+                                 scope: RouteSpec.Scope(rawValue: UInt8(clamping: route.scope ?? 0)) ?? .universe,
+                                 priority: route.priority.map { UInt32(clamping: $0) }, table: route.table.map { UInt32(clamping: $0) })
+            try kernel("add route \(route.dst) via \(gateway) in \(environment.netns)") { () throws(KernelError) in
+                try socket.addRoute(spec, mode: .create)
+            }
+        }
+        for entry in addresses {
+            let subnet = entry.address.masked
+            let connected = RouteSpec(destination: subnet, linkIndex: link.index, scope: .link, protocolNumber: CLinuxShim_RTPROT_KERNEL)
+            try kernel("remove the connected route \(subnet) in \(environment.netns)") { () throws(KernelError) in
+                _ = try socket.deleteRoute(connected)
+            }
+            let gatewayRoute = RouteSpec(destination: .host(entry.gateway), linkIndex: link.index,
+                                         source: entry.address.address, scope: .link)
+            try kernel("add route \(entry.gateway) scope link in \(environment.netns)") { () throws(KernelError) in
+                try socket.addRoute(gatewayRoute, mode: .exclusive)
+            }
+            let subnetRoute = RouteSpec(destination: subnet, gateway: entry.gateway, linkIndex: link.index, source: entry.address.address)
+            try kernel("add route \(subnet) via \(entry.gateway) in \(environment.netns)") { () throws(KernelError) in
+                try socket.addRoute(subnetRoute, mode: .exclusive)
+            }
+        }
+    }
+
+    /// The owner's alias, the gateway address on the host end, and the host route to each pod
+    /// address. The route is replaced, not added: a route left on another veth for this address
+    /// would otherwise keep the new pod unreachable.
+    func configureHostSide(_ socket: RouteSocket, hostName: String, alias: String,
+                           addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
+        let link = try kernel("look up \(hostName)") { () throws(KernelError) in try socket.link(named: hostName) }
+        guard let link else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
+        try kernel("label \(hostName) with its owner") { () throws(KernelError) in try socket.setAlias(alias, linkIndex: link.index) }
+        for entry in addresses {
+            try kernel("add \(entry.gateway) to \(hostName)") { () throws(KernelError) in
+                try socket.addAddress(.host(entry.gateway), linkIndex: link.index, noDAD: entry.gateway.family == .v6)
+            }
+            let hostRoute = RouteSpec(destination: .host(entry.address.address), linkIndex: link.index, scope: .host)
+            try kernel("add route \(entry.address.address) dev \(hostName)") { () throws(KernelError) in
+                try socket.addRoute(hostRoute, mode: .replace)
+            }
+        }
+    }
+}
+
+/// Opens the pod's namespace, telling "gone" from "not a namespace".
+func openPodNamespace(_ path: String) throws(CNIError) -> NetworkNamespace {
+    do {
+        return try NetworkNamespace(path: path)
+    } catch {
+        if error.isNotFound {
+            throw CNIError(.unknownContainer, "network namespace \(path) does not exist", details: error.description)
+        }
+        throw CNIError(.invalidEnvironment, "CNI_NETNS \(path) is not a usable network namespace", details: error.description)
+    }
+}
+
+/// Runs a kernel operation, turning its failure into the CNI error for `doing`.
+func kernel<T>(_ doing: @autoclosure () -> String, _ body: () throws(KernelError) -> T) throws(CNIError) -> T {
+    do {
+        return try body()
+    } catch {
+        throw CNIError(error, doing: doing())
+    }
+}
+
+/// A locally administered unicast MAC, chosen here so the result needs no read-back.
+func randomMAC() -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: 6)
+    _ = bytes.withUnsafeMutableBytes { CLinuxShim_getrandom($0.baseAddress, 6) }
+    bytes[0] = (bytes[0] & 0xfe) | 0x02
+    return bytes
+}
+
+/// Undo steps, run newest first when an operation fails midway.
+struct Rollback {
+    private var steps: [() -> Void] = []
+    mutating func add(_ step: @escaping () -> Void) { steps.append(step) }
+    mutating func discard() { steps.removeAll() }
+    func run() { for step in steps.reversed() { step() } }
+}

@@ -1,0 +1,139 @@
+import CLinuxShim
+import CNIProtocol
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Runs another CNI plugin (a delegated IPAM such as host-local) exactly as a runtime would:
+/// found on CNI_PATH, the same environment but for CNI_COMMAND, the config on stdin, its
+/// stderr passed through, its stdout read as the one result or error document.
+struct DelegatedPlugin {
+    let type: String
+    let executable: String
+
+    /// Finds `type` on CNI_PATH. The type becomes a file name, so it may not climb out of the
+    /// directories the runtime listed.
+    init(type: String, searchPath: [String]) throws(CNIError) {
+        guard CNIEnvironment.containerIDProblem(type) == nil else {
+            throw CNIError(.invalidNetworkConfig, "invalid plugin type \"\(type)\"",
+                           details: "a plugin type is a file name: letters, digits, _ . - only")
+        }
+        guard !searchPath.isEmpty else {
+            throw CNIError(.invalidEnvironment, "required env variables [CNI_PATH] missing",
+                           details: "CNI_PATH must list the directory that holds the \(type) plugin")
+        }
+        for directory in searchPath {
+            let candidate = directory.hasSuffix("/") ? directory + type : directory + "/" + type
+            if access(candidate, X_OK) == 0 {
+                self.type = type
+                self.executable = candidate
+                return
+            }
+        }
+        throw CNIError(.invalidNetworkConfig, "failed to find plugin \"\(type)\" in path [\(searchPath.joined(separator: " "))]",
+                       details: "install the \(type) plugin in one of the CNI_PATH directories")
+    }
+
+    /// Runs the plugin for `command` and returns its stdout on success; a failure becomes the
+    /// plugin's own CNI error (code kept, message prefixed with the plugin's name).
+    func run(_ command: CNICommand, stdin: [UInt8]) throws(CNIError) -> [UInt8] {
+        var environment: [String] = []
+        if var entry = CLinuxShim_environ() {
+            while let current = entry.pointee {
+                let text = String(cString: current)
+                if !text.hasPrefix("CNI_COMMAND=") { environment.append(text) }
+                entry += 1
+            }
+        }
+        environment.append("CNI_COMMAND=\(command.rawValue)")
+
+        // "text file busy" happens when the plugin binary is being replaced while we exec it.
+        var attempt = 0
+        while true {
+            do {
+                return try spawn(environment: environment, stdin: stdin)
+            } catch let error as SpawnError where error.code == ETXTBSY && attempt < 5 {
+                attempt += 1
+                usleep(200_000)
+            } catch let error as SpawnError {
+                throw CNIError(.delegateFailed, "cannot run plugin \(executable)", details: String(cString: strerror(error.code)))
+            } catch let error as CNIError {
+                throw error
+            } catch {
+                throw CNIError(.delegateFailed, "cannot run plugin \(executable)", details: "\(error)")
+            }
+        }
+    }
+
+    private struct SpawnError: Error { var code: Int32 }
+
+    private func spawn(environment: [String], stdin: [UInt8]) throws -> [UInt8] {
+        var inputPipe: [Int32] = [-1, -1]
+        var outputPipe: [Int32] = [-1, -1]
+        guard CLinuxShim_pipe2(&inputPipe, O_CLOEXEC) == 0 else { throw SpawnError(code: errno) }
+        guard CLinuxShim_pipe2(&outputPipe, O_CLOEXEC) == 0 else {
+            let code = errno
+            close(inputPipe[0]); close(inputPipe[1])
+            throw SpawnError(code: code)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inputPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
+
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable), nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(inputPipe[0])
+        close(outputPipe[1])
+        if rc != 0 {
+            close(inputPipe[1])
+            close(outputPipe[0])
+            throw SpawnError(code: rc)
+        }
+        // A config is far smaller than a pipe buffer, and plugins read stdin before writing,
+        // so writing it all before reading cannot deadlock.
+        var written = 0
+        stdin.withUnsafeBytes { buffer in
+            while written < buffer.count {
+                let n = write(inputPipe[1], buffer.baseAddress! + written, buffer.count - written)
+                if n < 0 { if errno == EINTR { continue }; break }
+                written += n
+            }
+        }
+        close(inputPipe[1])
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(outputPipe[0], $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; break }
+            if n == 0 { break }
+            output += chunk[0..<n]
+        }
+        close(outputPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitedCleanly = (status & 0x7f) == 0 && ((status >> 8) & 0xff) == 0
+        if exitedCleanly { return output }
+        throw delegateError(output: output, status: status)
+    }
+
+    private func delegateError(output: [UInt8], status: Int32) -> CNIError {
+        struct Document: Decodable { var code: Int?; var msg: String?; var details: String? }
+        let trimmed = output.drop { $0 == 32 || $0 == 10 }
+        if let document = try? CNIJSON.decode(Document.self, from: Array(trimmed), what: "plugin error"), let code = document.code {
+            return CNIError(CNIErrorCode(rawValue: code), "\(type): \(document.msg ?? "failed")", details: document.details)
+        }
+        let signal = status & 0x7f
+        let how = signal != 0 ? "killed by signal \(signal)" : "exited with status \((status >> 8) & 0xff)"
+        return CNIError(.delegateFailed, "\(type) \(how)", details: output.isEmpty ? nil : String(decoding: output.prefix(512), as: UTF8.self))
+    }
+}
