@@ -39,8 +39,7 @@ if environment["CNI_COMMAND"] == nil {
     writeAll(2, Array("podwire \(Podwire.version): CNI plugin; CNI protocol versions supported: \(Podwire.supportedVersionsText)\n".utf8))
     exit(0)
 }
-// VERSION needs no stdin, and a runtime may leave it open.
-let input = environment["CNI_COMMAND"] == "VERSION" ? [] : readStandardInput()
+let input = readStandardInput()
 let outcome = Podwire.run(environment: environment, stdin: input)
 writeAll(1, outcome.stdout)
 exit(outcome.exitCode)

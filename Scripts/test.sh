@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every podwire test on a fresh Debian 12 machine: installs what is missing, builds with
+# warnings treated as failures, runs the unit and namespace tests as root, then the namespace
+# tests again as an unprivileged user (where the kernel allows user namespaces).
+#
+# Nothing here touches this machine's network: every test that creates interfaces, routes or
+# sysctls does so inside a private user+network+mount namespace it made itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Scripts/lib/deps.sh
+podwire_install_deps
+
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+echo "== build (warnings are failures)"
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+swift build --build-tests 2>&1 | tee "$build_log" | grep -E "error|warning:|Compiling|Build" || true
+if grep -qE "^(/.*: )?(error|warning):" "$build_log" || ! grep -q "Build complete" "$build_log"; then
+    echo "test.sh: the build printed errors or warnings (see above)" >&2
+    exit 1
+fi
+
+bin_dir=$(swift build --show-bin-path)
+export PODWIRE_BIN="$bin_dir/podwire"
+
+echo "== swift test (root)"
+swift test --skip-build
+
+if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urnm true 2>/dev/null; then
+    echo "== namespace tests as an unprivileged user (uid 65534 in a user namespace of its own)"
+    bundle=$(find "$bin_dir" -maxdepth 1 -name '*PackageTests.xctest' | head -n 1)
+    cd /tmp
+    setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+        env HOME=/tmp PODWIRE_BIN="$PODWIRE_BIN" "$bundle" --testing-library swift-testing --filter IntegrationTests
+else
+    echo "== unprivileged namespace tests skipped: user namespaces are not available to uid 65534 here"
+fi
