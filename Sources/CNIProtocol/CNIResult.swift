@@ -138,7 +138,8 @@ func decodeNetwork<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: 
 
 /// 0.3.0 through 1.1.0: `interfaces`, `ips`, `routes`, `dns`; 0.3.x and 0.4.0 add `version` per IP.
 struct ModernResultDocument: Codable {
-    var cniVersion: String
+    /// Optional when reading: a result without one is read at the caller's default version.
+    var cniVersion: String?
     var interfaces: [CNIInterface]?
     var ips: [IPEntry]?
     var routes: [CNIRoute]?
@@ -179,7 +180,8 @@ struct ModernResultDocument: Codable {
 
 /// 0.1.0 and 0.2.0: one address per family under `ip4` / `ip6`, routes filed by family.
 struct LegacyResultDocument: Codable {
-    var cniVersion: String
+    /// Optional when reading: a result without one is read at the caller's default version.
+    var cniVersion: String?
     var ip4: Family?
     var ip6: Family?
     var dns: CNIDNS?

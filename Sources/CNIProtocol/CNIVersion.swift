@@ -10,11 +10,13 @@ public struct CNIVersion: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.patch = patch
     }
 
-    /// Parses "X.Y.Z" only: the spec compares version strings exactly, so "1.0" is not "1.0.0".
+    /// Parses "X.Y.Z" only: the spec compares version strings exactly, so "1.0" is not "1.0.0"
+    /// and "01.0.0" (leading zeros) is not "1.0.0" either.
     public init?(_ text: String) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3,
               parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 4 && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }),
+              parts.allSatisfy({ $0.utf8.count == 1 || $0.utf8.first != UInt8(ascii: "0") }),
               let major = Int(parts[0]), let minor = Int(parts[1]), let patch = Int(parts[2])
         else { return nil }
         self.init(major, minor, patch)

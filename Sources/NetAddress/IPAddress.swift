@@ -65,6 +65,8 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
     public init?(_ text: some StringProtocol) {
         let string = String(text)
         guard !string.isEmpty, !string.contains("%") else { return nil }
+        // A lone leading or trailing ":" is not half of a "::".
+        if (string.hasPrefix(":") && !string.hasPrefix("::")) || (string.hasSuffix(":") && !string.hasSuffix("::")) { return nil }
         var groups: [UInt16] = []
         var compressAt: Int? = nil
         var parts = string.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -83,7 +85,9 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
                 groups.append(UInt16(v4.value & 0xffff))
                 continue
             }
-            guard part.utf8.count <= 4, let group = UInt16(part, radix: 16) else { return nil }
+            // UInt16(_:radix:) also takes a sign ("+1"), which is not IPv6 text.
+            guard part.utf8.count <= 4, !part.hasPrefix("+"), !part.hasPrefix("-"),
+                  let group = UInt16(part, radix: 16) else { return nil }
             groups.append(group)
         }
         if let at = compressAt {
