@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "podwire", targets: ["podwire"]),
+        .executable(name: "podwire-ipam", targets: ["podwire-ipam"]),
     ],
     targets: [
         // C: what Glibc's Swift module hides (_GNU_SOURCE) and kernel constants that are macros.
@@ -35,6 +36,7 @@ let package = Package(
         // The plugin's verbs over those layers, and the thin executable.
         .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "NetAddress", "CLinuxShim"]),
         .executableTarget(name: "podwire", dependencies: ["PodwirePlugin"]),
+        .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin"]),
 
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol"]),

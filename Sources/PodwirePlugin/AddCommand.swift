@@ -29,9 +29,9 @@ struct AddCommand {
             let mtu = try resolveMTU(hostSocket)
             try enableForwarding(for: addresses)
 
-            let hostName = HostVethName.of(containerID: environment.containerID, ifname: environment.ifname)
-            let hostMAC = randomMAC(), podMAC = randomMAC()
-            let alias = HostVethName.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+            let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
+            let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
+            let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
             try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
                                podNamespace: podNamespace, mtu: mtu)
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
@@ -107,7 +107,7 @@ struct AddCommand {
                 throw CNIError(.invalidEnvironment, "interface \(environment.ifname) already exists in \(environment.netns)",
                                details: "CNI_IFNAME must name an interface the pod does not have yet")
             }
-            guard existing.alias == alias else {
+            guard existing.alias == alias || (existing.alias.isEmpty && HostVeth.isSigned(name: existing.name, mac: existing.mac)) else {
                 throw CNIError(.tryAgainLater, "host interface \(hostName) already exists and belongs to another attachment",
                                details: existing.alias.isEmpty ? "it has no podwire alias" : "its alias is \"\(existing.alias)\"")
             }

@@ -11,10 +11,6 @@ struct CheckCommand {
     let config: NetworkConfig
 
     func run() throws(CNIError) {
-        guard config.cniVersion.allowsCheck else {
-            throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow CHECK",
-                           details: "CHECK exists from CNI 0.4.0 on")
-        }
         guard let previous = config.prevResult, previous != .null else {
             throw CNIError(.invalidNetworkConfig, "required prevResult missing", details: "CHECK compares the live state with the ADD result in prevResult")
         }
@@ -80,7 +76,7 @@ struct CheckCommand {
     }
 
     func checkHostSide(addresses: [CNIIPConfig], problems: inout [String]) throws(CNIError) {
-        let hostName = HostVethName.of(containerID: environment.containerID, ifname: environment.ifname)
+        let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
         let socket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
         guard let link = try kernel("look up \(hostName)", { () throws(KernelError) in try socket.link(named: hostName) }) else {
             problems.append("host interface \(hostName) is missing")

@@ -11,13 +11,14 @@ struct DelCommand {
 
     func run() throws(CNIError) {
         let ipam = try IPAMBackend(config: config, environment: environment)
-        let hostName = HostVethName.of(containerID: environment.containerID, ifname: environment.ifname)
-        let alias = HostVethName.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+        let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
+        let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
         let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
 
         let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
-        if let existing, existing.kind == "veth", existing.alias == alias || existing.alias.isEmpty {
-            // An empty alias is an ADD killed between creating the pair and labelling it.
+        if let existing, existing.kind == "veth",
+           existing.alias == alias || (existing.alias.isEmpty && HostVeth.isSigned(name: existing.name, mac: existing.mac)) {
+            // A signed veth without alias is an ADD killed between creating the pair and labelling it.
             try kernel("delete \(hostName)") { () throws(KernelError) in _ = try hostSocket.deleteLink(named: hostName) }
         } else if !environment.netns.isEmpty {
             try deletePodEnd()

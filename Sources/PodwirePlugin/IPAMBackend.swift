@@ -50,4 +50,22 @@ enum IPAMBackend {
             _ = try plugin.run(.check, stdin: config.raw)
         }
     }
+
+    func status() throws(CNIError) {
+        switch self {
+        case .builtIn(let ipam):
+            try ipam.status()
+        case .delegated(let plugin, let config):
+            _ = try plugin.run(.status, stdin: config.raw)
+        }
+    }
+
+    func gc(validAttachments: [(containerID: String, ifname: String)]) throws(CNIError) {
+        switch self {
+        case .builtIn(let ipam):
+            try ipam.gc(validAttachments: validAttachments)
+        case .delegated(let plugin, let config):
+            _ = try plugin.run(.gc, stdin: config.raw)
+        }
+    }
 }

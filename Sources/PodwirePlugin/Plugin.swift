@@ -1,9 +1,4 @@
 import CNIProtocol
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// What one invocation prints on stdout and exits with.
 public struct PluginOutcome: Sendable {
@@ -20,39 +15,57 @@ public enum Podwire {
     }
 
     public static func run(environment variables: [String: String], stdin: [UInt8]) -> PluginOutcome {
+        respond(variables: variables, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
+            switch environment.command {
+            case .add:
+                return try AddCommand(environment: environment, config: config).run().encoded(as: config.cniVersion)
+            case .del:
+                try DelCommand(environment: environment, config: config).run()
+            case .check:
+                try requireCheckable(config)
+                try CheckCommand(environment: environment, config: config).run()
+            case .status:
+                try requireStatusAndGC(config, environment.command)
+                try IPAMBackend(config: config, environment: environment).status()
+            case .gc:
+                try requireStatusAndGC(config, environment.command)
+                try GarbageCollector(config: config, ipam: IPAMBackend(config: config, environment: environment)).run()
+            case .version:
+                break
+            }
+            return []
+        }
+    }
+
+    /// The frame every podwire executable shares: VERSION, environment and config checks, and
+    /// turning any failure into the one error document.
+    static func respond(variables: [String: String], stdin: [UInt8],
+                        _ body: (CNIEnvironment, NetworkConfig) throws(CNIError) -> [UInt8]) -> PluginOutcome {
+        if variables["CNI_COMMAND"] == CNICommand.version.rawValue {
+            return PluginOutcome(stdout: CNIJSON.encode(VersionReport(requested: stdin)), exitCode: 0)
+        }
         var replyVersion = CNIVersion.current
         do {
-            if variables["CNI_COMMAND"] == CNICommand.version.rawValue {
-                return PluginOutcome(stdout: CNIJSON.encode(VersionReport(requested: stdin)), exitCode: 0)
-            }
             let environment = try CNIEnvironment.parse(variables)
             let config = try NetworkConfig.parse(stdin)
             replyVersion = config.cniVersion
-            let output: [UInt8]
-            switch environment.command {
-            case .add:
-                output = try AddCommand(environment: environment, config: config).run().encoded(as: config.cniVersion)
-            case .del:
-                try DelCommand(environment: environment, config: config).run()
-                output = []
-            case .check:
-                try CheckCommand(environment: environment, config: config).run()
-                output = []
-            case .status, .gc:
-                guard config.cniVersion.allowsStatusAndGC else {
-                    throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow \(environment.command.rawValue)",
-                                   details: "\(environment.command.rawValue) exists from CNI 1.1.0 on; set cniVersion to 1.1.0")
-                }
-                throw CNIError(.invalidEnvironment, "\(environment.command.rawValue) is not implemented yet")
-            case .version:
-                output = CNIJSON.encode(VersionReport(requested: stdin))
-            }
-            return PluginOutcome(stdout: output, exitCode: 0)
-        } catch let error as CNIError {
-            return PluginOutcome(stdout: CNIJSON.encode(ErrorDocument(error, version: replyVersion)), exitCode: 1)
+            return PluginOutcome(stdout: try body(environment, config), exitCode: 0)
         } catch {
-            let unexpected = CNIError(.ioFailure, "unexpected failure", details: String(describing: error))
-            return PluginOutcome(stdout: CNIJSON.encode(ErrorDocument(unexpected, version: replyVersion)), exitCode: 1)
+            return PluginOutcome(stdout: CNIJSON.encode(ErrorDocument(error, version: replyVersion)), exitCode: 1)
+        }
+    }
+
+    static func requireCheckable(_ config: NetworkConfig) throws(CNIError) {
+        guard config.cniVersion.allowsCheck else {
+            throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow CHECK",
+                           details: "CHECK exists from CNI 0.4.0 on")
+        }
+    }
+
+    static func requireStatusAndGC(_ config: NetworkConfig, _ command: CNICommand) throws(CNIError) {
+        guard config.cniVersion.allowsStatusAndGC else {
+            throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow \(command.rawValue)",
+                           details: "\(command.rawValue) exists from CNI 1.1.0 on; set cniVersion to 1.1.0")
         }
     }
 }

@@ -1,0 +1,53 @@
+import Netlink
+
+/// The host end's identity, derived from the attachment: its name is "veth" + 8 hex digits, so DEL
+/// finds the interface from CNI_CONTAINERID and CNI_IFNAME alone, even when the pod's netns is gone.
+public struct HostVeth: Sendable, Equatable {
+    public let name: String
+    /// 02:<the 4 bytes of the name's hash>:70. The kernel ignores an alias at creation, so the
+    /// MAC is what marks a host veth as podwire's from the very request that creates it: a veth
+    /// whose MAC repeats its name's hash was made by podwire even if ADD died before labelling it.
+    public let mac: [UInt8]
+
+    public init(containerID: String, ifname: String) {
+        // FNV-1a over "containerID/ifname" ('/' cannot occur in either), folded to 32 bits: it only
+        // spreads names; ownership is confirmed by the alias (or the MAC) before anything is deleted.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in containerID.utf8 + [UInt8(ascii: "/")] + ifname.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let folded = UInt32(truncatingIfNeeded: hash >> 32) ^ UInt32(truncatingIfNeeded: hash)
+        let hex = String(folded, radix: 16)
+        name = "veth" + String(repeating: "0", count: 8 - hex.count) + hex
+        mac = Self.signedMAC(folded)
+    }
+
+    static func signedMAC(_ hash: UInt32) -> [UInt8] {
+        [0x02, UInt8(truncatingIfNeeded: hash >> 24), UInt8(truncatingIfNeeded: hash >> 16),
+         UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash), 0x70]
+    }
+
+    /// Whether a link called `name` with `mac` (as "aa:bb:...") carries podwire's signature.
+    public static func isSigned(name: String, mac: String) -> Bool {
+        guard name.utf8.count == 12, name.hasPrefix("veth"), let hash = UInt32(name.dropFirst(4), radix: 16) else { return false }
+        return mac.lowercased() == formatMAC(signedMAC(hash))
+    }
+
+    /// The alias podwire writes on the host end, naming the attachment that owns it.
+    public static func alias(network: String, containerID: String, ifname: String) -> String {
+        // IFALIASZ is 256 including the NUL; container IDs are usually 64 characters.
+        String(decoding: "\(aliasPrefix(network: network))\(containerID) \(ifname)".utf8.prefix(255), as: UTF8.self)
+    }
+
+    public static func aliasPrefix(network: String) -> String { "podwire \(network) " }
+
+    /// The attachment named by an alias of `network`, or nil for another network's or none.
+    public static func attachment(fromAlias alias: String, network: String) -> (containerID: String, ifname: String)? {
+        let prefix = aliasPrefix(network: network)
+        guard alias.hasPrefix(prefix) else { return nil }
+        let rest = alias.dropFirst(prefix.count).split(separator: " ", maxSplits: 1)
+        guard rest.count == 2 else { return nil }
+        return (String(rest[0]), String(rest[1]))
+    }
+}

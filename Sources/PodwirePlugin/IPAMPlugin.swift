@@ -1,0 +1,34 @@
+import CNIProtocol
+import PodIPAM
+
+/// podwire's IPAM as an ordinary CNI IPAM plugin (`podwire-ipam` on CNI_PATH), for other main
+/// plugins (ptp, bridge, ...) to delegate to. Its result is the abbreviated IPAM result: addresses,
+/// routes and DNS, no interfaces.
+public enum PodwireIPAMPlugin {
+    public static func run(environment variables: [String: String], stdin: [UInt8]) -> PluginOutcome {
+        Podwire.respond(variables: variables, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
+            let ipam = PodIPAM(config: try IPAMConfig.parse(config, environment: environment), network: config.name)
+            switch environment.command {
+            case .add:
+                return try ipam.add(containerID: environment.containerID, ifname: environment.ifname).encoded(as: config.cniVersion)
+            case .del:
+                try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
+            case .check:
+                try Podwire.requireCheckable(config)
+                let expected = try config.prevResult.map { (value) throws(CNIError) in
+                    try CNIResult.decode(value, defaultVersion: config.cniVersion).ips.map(\.address.address)
+                } ?? []
+                try ipam.check(containerID: environment.containerID, ifname: environment.ifname, expected: expected)
+            case .status:
+                try Podwire.requireStatusAndGC(config, environment.command)
+                try ipam.status()
+            case .gc:
+                try Podwire.requireStatusAndGC(config, environment.command)
+                try ipam.gc(validAttachments: try GarbageCollector.validAttachments(in: config))
+            case .version:
+                break
+            }
+            return []
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import PodwirePlugin
+
+PluginProcess.main(name: "podwire-ipam", handler: PodwireIPAMPlugin.run)
