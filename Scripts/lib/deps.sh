@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Installs, with apt-get, the Debian 12 packages podwire's build, tests and demo need, and only
+# those that are missing. Quiet when everything is already there; idempotent. Source it, then:
+#
+#     podwire_install_deps              # the packages below
+#     podwire_install_deps tcpdump      # ... plus any extra ones a caller needs
+#
+# Safe under `set -euo pipefail`. Returns non-zero (with apt's log on stderr) if an install fails,
+# or if something is missing and this is not root.
+
+PODWIRE_DEPS=(
+    libnl-3-dev libnl-route-3-dev libmnl-dev pkgconf   # build: libnl headers and pkg-config
+    iproute2 iputils-ping util-linux procps            # ip, ping, unshare/nsenter, sysctl/pgrep
+    tshark                                             # packet captures in the demo
+    containernetworking-plugins                        # host-local and friends in /usr/lib/cni
+)
+
+# True if the Debian package is installed (not merely known or half-configured).
+podwire_package_installed() {
+    local status
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+    [ "$status" = "install ok installed" ]
+}
+
+# shellcheck disable=SC2120 # the extra packages are optional
+podwire_install_deps() {
+    local missing=() package
+    for package in "${PODWIRE_DEPS[@]}" "$@"; do
+        podwire_package_installed "$package" || missing+=("$package")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+
+    if [ "$(id -u)" != 0 ]; then
+        echo "podwire: missing packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+    echo "podwire: installing ${missing[*]}" >&2
+    local log
+    log=$(mktemp)
+    # tshark's postinst asks whether non-root users may capture; answer it up front (no setuid dumpcap).
+    if printf '%s\n' "${missing[@]}" | grep -qx -e tshark -e wireshark-common; then
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    fi
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}" >>"$log" 2>&1; then
+        rm -f "$log"
+        return 0
+    fi
+    echo "podwire: apt-get failed installing ${missing[*]}:" >&2
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    return 1
+}
