@@ -20,6 +20,16 @@ struct AddCommand {
         let ipam = try IPAMBackend(config: config, environment: environment)
         let podNamespace = try openPodNamespace(environment.netns)
         let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
+        let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
+            try RouteSocket(in: podNamespace)
+        }
+        // Checked before IPAM: a second ADD of a live attachment must fail without touching it,
+        // and IPAM would hand that attachment its own address again.
+        let ifname = environment.ifname
+        if try kernel("look up \(ifname) in \(environment.netns)", { () throws(KernelError) in try podSocket.link(named: ifname) }) != nil {
+            throw CNIError(.invalidEnvironment, "interface \(ifname) already exists in \(environment.netns)",
+                           details: "CNI_IFNAME must name an interface the pod does not have yet; DEL the attachment first")
+        }
 
         var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
         var rollback = Rollback()
@@ -36,9 +46,6 @@ struct AddCommand {
                                podNamespace: podNamespace, mtu: mtu)
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
 
-            let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
-                try RouteSocket(in: podNamespace)
-            }
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
             try configureHostSide(hostSocket, hostName: hostName, alias: alias, addresses: addresses)
 
@@ -79,7 +86,8 @@ struct AddCommand {
     /// The configured MTU; else the MTU of the link carrying the node's default route, else 1500.
     func resolveMTU(_ hostSocket: RouteSocket) throws(CNIError) -> Int {
         if let mtu = config.mtu { return mtu }
-        return (try? hostSocket.defaultRouteLinkMTU() ?? nil) ?? 1500
+        if let mtu = try? hostSocket.defaultRouteLinkMTU() { return mtu }
+        return 1500
     }
 
     func enableForwarding(for addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
