@@ -1,0 +1,421 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What a command run inside a node printed, and how it ended.
+struct CommandResult: Sendable, CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    /// Set when the harness killed the command because it outlived its timeout.
+    var timedOut = false
+
+    var succeeded: Bool { status == 0 && !timedOut }
+
+    var description: String {
+        "exit \(status)\(timedOut ? " (killed after timeout)" : "")\nstdout: \(stdout)\nstderr: \(stderr)"
+    }
+}
+
+enum TestNodeError: Error, CustomStringConvertible {
+    case toolMissing(String)
+    case holderFailed(String)
+    case commandFailed(argv: [String], result: CommandResult)
+    case unexpectedOutput(argv: [String], output: String, reason: String)
+
+    var description: String {
+        switch self {
+        case .toolMissing(let tool): "required tool \(tool) not found"
+        case .holderFailed(let why): "could not start the node's namespace holder: \(why)"
+        case .commandFailed(let argv, let result): "`\(argv.joined(separator: " "))` failed: \(result)"
+        case .unexpectedOutput(let argv, let output, let reason):
+            "`\(argv.joined(separator: " "))`: \(reason)\noutput: \(output)"
+        }
+    }
+}
+
+// MARK: - `ip -j` output
+
+/// One entry of `ip -j link show`.
+struct LinkInfo: Decodable, Sendable {
+    var ifindex: Int
+    var ifname: String
+    var flags: [String]
+    var mtu: Int
+    var operstate: String?
+    var address: String?
+    var linkType: String?
+
+    /// Administratively up and with carrier. `operstate` is not used because the kernel updates it
+    /// asynchronously (linkwatch), so it can still say DOWN right after a plugin returns.
+    var isUp: Bool { flags.contains("UP") && flags.contains("LOWER_UP") }
+}
+
+/// One `addr_info` element of `ip -j address show`.
+struct AddressInfo: Decodable, Sendable, Hashable {
+    var family: String
+    var local: String
+    var prefixlen: Int
+    var scope: String?
+
+    var cidr: String { "\(local)/\(prefixlen)" }
+}
+
+private struct LinkAddresses: Decodable {
+    var ifname: String
+    var addrInfo: [AddressInfo]
+}
+
+/// One entry of `ip -j route show` / `ip -j route get`. `scope` and `protocol` are absent when
+/// they have their default values (universe; boot), as in ip(8)'s text output.
+struct RouteInfo: Decodable, Sendable, Hashable {
+    var dst: String
+    var gateway: String?
+    var dev: String?
+    var scope: String?
+    var prefsrc: String?
+    var `protocol`: String?
+    var metric: Int?
+}
+
+/// One entry of `ip -j neigh show`. Entries still resolving have no `lladdr`.
+struct NeighbourInfo: Decodable, Sendable, Hashable {
+    var dst: String
+    var dev: String?
+    var lladdr: String?
+    var state: [String]?
+}
+
+/// A private "Kubernetes node": a user, network and mount namespace owned by a holder process, with
+/// a tmpfs on /run so `ip netns add` and IPAM state live and die with it.
+///
+/// Nothing run through a node can touch this machine's own network: every command enters the node's
+/// namespaces first, and pods are network namespaces created inside the node.
+final class TestNode {
+    /// The holder's PID: the process whose namespaces `nsenter -t` joins.
+    let pid: Int32
+    /// Kept to ask whether the holder still runs before signalling its PID.
+    private let holder: Process
+    /// The holder reads this pipe and exits on EOF, so the node also dies if the test process
+    /// crashes before `close()` runs.
+    private let lifeline: Pipe
+    private let holderExited: DispatchSemaphore
+    private var closed = false
+
+    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// Whether this process may create user+network+mount namespaces. As root that is always the case;
+    /// unprivileged it depends on `kernel.unprivileged_userns_clone` / AppArmor policies.
+    static var canCreateNamespaces: Bool { namespaceProbe }
+
+    private static let namespaceProbe: Bool = {
+        guard let unshare = try? tool("unshare") else { return false }
+        let result = try? execute(unshare, ["-Urnm", "true"], environment: ["PATH": defaultPath], timeout: 10)
+        return result?.succeeded ?? false
+    }()
+
+    init() throws {
+        // set -e: a node without /run or a working lo would make later failures misleading.
+        let setup = [
+            "set -e",
+            "mount -t tmpfs -o mode=0755 tmpfs /run",
+            "mkdir -p /run/netns",
+            "ip link set lo up",
+            "echo ready",
+            "exec cat >/dev/null",
+        ].joined(separator: "; ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.tool("unshare"))
+        process.arguments = ["-Urnm", "--propagation", "private", "sh", "-c", setup]
+        process.environment = ["PATH": Self.defaultPath, "LC_ALL": "C"]
+        let lifeline = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardInput = lifeline
+        process.standardOutput = output
+        process.standardError = errors
+        // See execute(): waitUntilExit() would add up to 50 ms per node.
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+
+        // Read only up to "ready": the holder keeps stdout open for its whole life.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty {
+                try? lifeline.fileHandleForWriting.close()
+                exited.wait()
+                let why = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                throw TestNodeError.holderFailed("exit \(process.terminationStatus): \(why)")
+            }
+            seen.append(chunk)
+        }
+        self.holder = process
+        self.lifeline = lifeline
+        self.holderExited = exited
+        self.pid = process.processIdentifier
+    }
+
+    deinit { close() }
+
+    /// Kills the holder; the kernel then frees the namespaces, the pods' netns bind mounts (they
+    /// live in the node's mount namespace), every veth and the /run tmpfs.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        // Kill before closing the lifeline: once the holder exits on EOF and is reaped, its PID
+        // could belong to another process by the time kill() runs.
+        if holder.isRunning { kill(pid, SIGKILL) }
+        holderExited.wait()
+        try? lifeline.fileHandleForWriting.close()
+    }
+
+    // MARK: Running commands
+
+    /// Runs `argv` inside the node's user, network and mount namespaces.
+    ///
+    /// The environment is exactly PATH, LC_ALL=C and `environment`: nothing of the test process
+    /// (CNI_* variables in particular) leaks into what a plugin sees.
+    func run(_ argv: [String], environment: [String: String] = [:], stdin: Data? = nil,
+             timeout: TimeInterval = 30) throws -> CommandResult {
+        precondition(!closed, "node already closed")
+        // --preserve-credentials: without it nsenter calls setgroups(), which an unprivileged user
+        // namespace forbids (setgroups is "deny" there).
+        let nsenterArgs = ["--preserve-credentials", "-t", String(pid), "-U", "-n", "-m", "--"] + argv
+        var env = ["PATH": Self.defaultPath, "LC_ALL": "C"]
+        env.merge(environment) { _, new in new }
+        return try Self.execute(try Self.tool("nsenter"), nsenterArgs, environment: env, stdin: stdin,
+                                timeout: timeout)
+    }
+
+    /// Runs `argv` inside a pod's network namespace (still in the node's user and mount namespaces).
+    func podRun(_ pod: String, _ argv: [String], environment: [String: String] = [:], stdin: Data? = nil,
+                timeout: TimeInterval = 30) throws -> CommandResult {
+        try run(["nsenter", "--net=\(netnsPath(pod))", "--"] + argv, environment: environment, stdin: stdin,
+                timeout: timeout)
+    }
+
+    /// Like `run`, but throws unless the command exits 0; returns its stdout.
+    @discardableResult
+    func check(_ argv: [String], inPod pod: String? = nil) throws -> String {
+        let result = try pod.map { try podRun($0, argv) } ?? run(argv)
+        guard result.succeeded else { throw TestNodeError.commandFailed(argv: argv, result: result) }
+        return result.stdout
+    }
+
+    // MARK: Pods
+
+    func netnsPath(_ pod: String) -> String { "/run/netns/\(pod)" }
+
+    /// Creates a pod network namespace inside the node and returns its path (what a runtime passes
+    /// as CNI_NETNS). Its `lo` stays down, as a runtime leaves it before CNI runs.
+    @discardableResult
+    func addPod(_ name: String) throws -> String {
+        try check(["ip", "netns", "add", name])
+        return netnsPath(name)
+    }
+
+    /// Deletes a pod namespace as a runtime does when the sandbox goes away.
+    func removePod(_ name: String) throws {
+        try check(["ip", "netns", "delete", name])
+    }
+
+    // MARK: ip(8)
+
+    /// `ip <args>` in the node; returns stdout, throws on failure.
+    @discardableResult
+    func ip(_ args: String...) throws -> String { try check(["ip"] + args) }
+
+    /// `ip <args>` in a pod; returns stdout, throws on failure.
+    @discardableResult
+    func podIP(_ pod: String, _ args: String...) throws -> String { try check(["ip"] + args, inPod: pod) }
+
+    /// Runs `ip -j <args>` (node, or pod when given) and decodes its JSON.
+    func ipJSON<T: Decodable>(_ type: T.Type, _ args: [String], inPod pod: String? = nil) throws -> T {
+        let argv = ["ip", "-j"] + args
+        let text = try check(argv, inPod: pod)
+        // ip prints nothing at all (not "[]") for some empty dumps.
+        let data = Data((text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "[]" : text).utf8)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(T.self, from: data)
+        } catch {
+            throw TestNodeError.unexpectedOutput(argv: argv, output: text, reason: "cannot decode: \(error)")
+        }
+    }
+
+    /// Raw `ip -j` output as JSON objects, for fields the typed helpers do not carry.
+    func ipObjects(_ args: [String], inPod pod: String? = nil) throws -> [[String: Any]] {
+        let argv = ["ip", "-j"] + args
+        let text = try check(argv, inPod: pod)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return [] }
+        guard let objects = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+            throw TestNodeError.unexpectedOutput(argv: argv, output: text, reason: "not an array of objects")
+        }
+        return objects
+    }
+
+    func links(inPod pod: String? = nil) throws -> [LinkInfo] {
+        try ipJSON([LinkInfo].self, ["link", "show"], inPod: pod)
+    }
+
+    /// The named link, or nil when it does not exist.
+    func link(_ name: String, inPod pod: String? = nil) throws -> LinkInfo? {
+        try links(inPod: pod).first { $0.ifname == name }
+    }
+
+    /// Addresses on an interface; IPv4 only unless `family` says otherwise ("inet6", or nil for all).
+    func addresses(of ifname: String, inPod pod: String? = nil, family: String? = "inet") throws -> [AddressInfo] {
+        let all = try ipJSON([LinkAddresses].self, ["address", "show"], inPod: pod)
+        return all.filter { $0.ifname == ifname }.flatMap(\.addrInfo).filter { family == nil || $0.family == family }
+    }
+
+    /// IPv4 routes of the main table.
+    func routes(inPod pod: String? = nil) throws -> [RouteInfo] {
+        try ipJSON([RouteInfo].self, ["-4", "route", "show"], inPod: pod)
+    }
+
+    /// `ip -4 route show` as trimmed lines with single spaces, comparable to what the article prints.
+    func routeLines(inPod pod: String? = nil) throws -> [String] {
+        try check(["ip", "-4", "route", "show"], inPod: pod)
+            .split(separator: "\n")
+            .map { $0.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+            .filter { !$0.isEmpty }
+    }
+
+    /// The kernel's routing decision for `address` (`ip route get`).
+    func routeGet(_ address: String, inPod pod: String? = nil) throws -> RouteInfo {
+        let routes = try ipJSON([RouteInfo].self, ["route", "get", address], inPod: pod)
+        guard let route = routes.first else {
+            throw TestNodeError.unexpectedOutput(argv: ["ip", "route", "get", address], output: "[]",
+                                                 reason: "no route returned")
+        }
+        return route
+    }
+
+    /// IPv4 neighbour (ARP) entries.
+    func neighbours(inPod pod: String? = nil) throws -> [NeighbourInfo] {
+        try ipJSON([NeighbourInfo].self, ["-4", "neigh", "show"], inPod: pod)
+    }
+
+    // MARK: Files and probes
+
+    /// A file's contents as the node sees them (its /run is private), or nil if it does not exist.
+    func readFile(_ path: String, inPod pod: String? = nil) throws -> String? {
+        let result = try pod.map { try podRun($0, ["cat", path]) } ?? run(["cat", path])
+        return result.succeeded ? result.stdout : nil
+    }
+
+    func fileExists(_ path: String) throws -> Bool {
+        try run(["test", "-e", path]).succeeded
+    }
+
+    /// Names in a directory of the node, sorted; empty if the directory does not exist.
+    func listDirectory(_ path: String) throws -> [String] {
+        let result = try run(["ls", "-1A", path])
+        guard result.succeeded else { return [] }
+        return result.stdout.split(separator: "\n").map(String.init).sorted()
+    }
+
+    /// A per-netns sysctl read through /proc/sys (which shows the reader's network namespace).
+    func sysctl(_ key: String, inPod pod: String? = nil) throws -> String? {
+        try readFile("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"), inPod: pod)?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// One ICMP echo from a pod, waiting at most `wait` seconds for the reply.
+    func ping(from pod: String, to address: String, wait: Int = 2) throws -> CommandResult {
+        try podRun(pod, ["ping", "-n", "-c1", "-W\(wait)", address], timeout: TimeInterval(wait + 10))
+    }
+
+    // MARK: Process plumbing
+
+    /// Without this, writing the config to a plugin that already exited would kill the test process.
+    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+    static func tool(_ name: String) throws -> String {
+        for dir in defaultPath.split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestNodeError.toolMissing(name)
+    }
+
+    /// Runs an executable to completion, collecting stdout and stderr concurrently so neither pipe
+    /// can fill up and stall the child.
+    static func execute(_ executable: String, _ arguments: [String], environment: [String: String],
+                        stdin: Data? = nil, timeout: TimeInterval) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        // waitUntilExit() polls the run loop every 50 ms, which would dominate a suite of short
+        // commands; the termination handler fires as soon as the child is reaped.
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+
+        // Blocking reads get their own threads: on GCD's global queues (one thread per core here) they
+        // would queue behind each other and the pool only grows after a delay of seconds.
+        let collected = OutputCollector()
+        let readers = DispatchGroup()
+        for (handle, store) in [(output.fileHandleForReading, collected.setStdout),
+                                (errors.fileHandleForReading, collected.setStderr)] {
+            readers.enter()
+            Thread.detachNewThread {
+                store(handle.readDataToEndOfFile())
+                readers.leave()
+            }
+        }
+
+        // Small payloads fit in the pipe buffer, so this does not wait for the child to read. A child
+        // that exits without reading makes the write fail with EPIPE (SIGPIPE is ignored), not hang.
+        _ = Self.ignoreSIGPIPE
+        if let stdin, !stdin.isEmpty { try? input.fileHandleForWriting.write(contentsOf: stdin) }
+        try? input.fileHandleForWriting.close()
+
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem {
+            collected.markTimedOut()
+            kill(pid, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        exited.wait()
+        watchdog.cancel()
+        // A grandchild left running with our pipes open (a daemonizing plugin, say) must not hang the suite.
+        if readers.wait(timeout: .now() + 5) == .timedOut { collected.markTimedOut() }
+
+        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus
+                                                                   : process.terminationStatus
+        return collected.result(status: status)
+    }
+}
+
+/// Output gathered by reader threads; the lock makes handing it back to the waiting thread safe.
+private final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stdout = Data()
+    private var stderr = Data()
+    private var timedOut = false
+
+    @Sendable func setStdout(_ data: Data) { lock.withLock { stdout = data } }
+    @Sendable func setStderr(_ data: Data) { lock.withLock { stderr = data } }
+    func markTimedOut() { lock.withLock { timedOut = true } }
+
+    func result(status: Int32) -> CommandResult {
+        lock.withLock {
+            CommandResult(status: status, stdout: String(decoding: stdout, as: UTF8.self),
+                          stderr: String(decoding: stderr, as: UTF8.self), timedOut: timedOut)
+        }
+    }
+}
