@@ -15,9 +15,13 @@ public enum PodwireIPAMPlugin {
                 try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
             case .check:
                 try Podwire.requireCheckable(config)
-                let expected = try config.prevResult.map { (value) throws(CNIError) in
-                    try CNIResult.decode(value, defaultVersion: config.cniVersion).ips.map(\.address.address)
-                } ?? []
+                // Without it every reservation would be reported as "not in the result", which
+                // blames the store for what is a malformed request.
+                guard let previous = config.prevResult, previous != .null else {
+                    throw CNIError(.invalidNetworkConfig, "required prevResult missing",
+                                   details: "CHECK compares the reservations with the ADD result in prevResult")
+                }
+                let expected = try CNIResult.decode(previous, defaultVersion: config.cniVersion).ips.map(\.address.address)
                 try ipam.check(containerID: environment.containerID, ifname: environment.ifname, expected: expected)
             case .status:
                 try Podwire.requireStatusAndGC(config, environment.command)
