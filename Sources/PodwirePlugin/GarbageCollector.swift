@@ -35,7 +35,10 @@ struct GarbageCollector {
         do {
             try ipam.gc(validAttachments: valid)
         } catch {
-            failures.append("IPAM: \(error.message)")
+            // Alone, the IPAM's error is the answer, code included (a delegate's own code passes
+            // through); its details name the files it could not remove, so they must not be dropped.
+            if failures.isEmpty { throw error }
+            failures.append("IPAM: \(error.description)")
         }
         if !failures.isEmpty {
             throw CNIError(.ioFailure, "GC of network \(config.name) left \(failures.count) item(s) behind", details: failures.joined(separator: "; "))
