@@ -13,6 +13,9 @@ PODWIRE_DEPS=(
     iproute2 iputils-ping util-linux procps            # ip, ping, unshare/nsenter, sysctl/pgrep
     tshark                                             # packet captures in the demo
     containernetworking-plugins                        # host-local and friends in /usr/lib/cni
+    iptables                                           # portmap's nat rules in the chaining tests
+    strace                                             # kill-before-every-write crash tests
+    python3 gcc                                        # the benchmark driver and its floor probes
 )
 
 # True if the Debian package is installed (not merely known or half-configured).

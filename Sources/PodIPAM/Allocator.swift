@@ -152,6 +152,12 @@ enum Allocator {
         var assigned = [IPAddress?](repeating: nil, count: rangeSets.count)
         for address in requested {
             guard let setIndex = rangeSets.firstIndex(where: { $0.range(containing: address) != nil }) else {
+                // The network and broadcast addresses sit outside the default ranges: name their role,
+                // "outside every range set" would send a person looking for a typo.
+                if let range = rangeSets.joined().first(where: { $0.subnet.contains(address) && $0.isReserved(address) }) {
+                    throw CNIError(.addressUnavailable, "requested IP address \(address) is \(range.role(of: address)) of \(range.subnet)",
+                                   details: "the gateway, network and broadcast addresses are never handed out")
+                }
                 let sets = rangeSets.map { "[\($0.rangeSetDescription)]" }.joined(separator: " ")
                 throw CNIError(.addressUnavailable, "requested IP address \(address) is outside every range set",
                                details: "the range sets hand out \(sets)")
@@ -205,9 +211,7 @@ enum Allocator {
                                details: "DEL the attachment first to change its address")
             }
             if range.isReserved(requested) {
-                let role = requested == range.gateway ? "the gateway"
-                    : requested == range.subnet.networkAddress ? "the network address" : "the broadcast address"
-                throw CNIError(.addressUnavailable, "requested IP address \(requested) is \(role) of \(range.subnet)",
+                throw CNIError(.addressUnavailable, "requested IP address \(requested) is \(range.role(of: requested)) of \(range.subnet)",
                                details: "the gateway, network and broadcast addresses are never handed out")
             }
             guard try book.reserve(requested, for: attachment) else {
@@ -215,7 +219,7 @@ enum Allocator {
                                "requested IP address \(requested) is already allocated to \(book.owner(of: requested).description)",
                                details: "range set \(setIndex) (\(ranges.rangeSetDescription))")
             }
-            try book.setLastReserved(requested, rangeSet: setIndex)
+            try moveCursor(to: requested, rangeSet: setIndex, book: &book)
             return Allocation(address: requested, range: range, isNew: true)
         }
 
@@ -223,7 +227,7 @@ enum Allocator {
 
         for (candidate, range) in CandidateWalk(ranges: ranges, lastReserved: try book.lastReserved(rangeSet: setIndex)) {
             if try book.reserve(candidate, for: attachment) {
-                try book.setLastReserved(candidate, rangeSet: setIndex)
+                try moveCursor(to: candidate, rangeSet: setIndex, book: &book)
                 return Allocation(address: candidate, range: range, isNew: true)
             }
         }
@@ -231,5 +235,17 @@ enum Allocator {
         throw CNIError(.rangeExhausted,
                        "no IP addresses available in range set \(ranges.rangeSetDescription) (all \(capacity) allocated)",
                        details: "range set \(setIndex): release the addresses of deleted pods (CNI DEL or GC) or widen the range")
+    }
+
+    /// Writes `last_reserved_ip.<set>` for an address just reserved. When that fails (a symlink in its
+    /// place, a full disk) the reservation is undone here: it is not an allocation yet, so the
+    /// caller's rollback of earlier sets would never release it.
+    static func moveCursor(to address: IPAddress, rangeSet: Int, book: inout some AddressBook) throws(CNIError) {
+        do {
+            try book.setLastReserved(address, rangeSet: rangeSet)
+        } catch {
+            try? book.release(address)
+            throw error
+        }
     }
 }

@@ -28,7 +28,8 @@ public struct IPAMConfig: Sendable {
 
     /// Reads the config as host-local does: `runtimeConfig.ipRanges`, then the legacy top-level
     /// `ipam.subnet` range, then `ipam.ranges`. Every problem is code 7 with a message naming the
-    /// offending key, except a malformed `IP=` in CNI_ARGS, which is the runtime's fault (code 4).
+    /// offending key, except a malformed `IP=` or an unknown key in CNI_ARGS, which are the
+    /// runtime's fault (code 4).
     ///
     /// Requested addresses and `resolvConf` matter only to ADD, so they are read only for ADD:
     /// a DEL must not fail because a resolv.conf went missing since the pod started.
@@ -189,6 +190,7 @@ public struct IPAMConfig: Sendable {
 
     /// host-local's order: CNI_ARGS `IP`, then `args.cni.ips`, then `runtimeConfig.ips`; repeats dropped.
     static func requestedAddresses(_ network: NetworkConfig, environment: CNIEnvironment) throws(CNIError) -> [IPAddress] {
+        try checkArgKeys(environment)
         var addresses: [IPAddress] = []
         if let value = environment.arg("IP"), !value.isEmpty {
             for item in value.split(separator: ",") {
@@ -218,6 +220,33 @@ public struct IPAMConfig: Sendable {
         }
         var seen = Set<IPAddress>()
         return addresses.filter { seen.insert($0).inserted }
+    }
+
+    /// The CNI_ARGS keys this IPAM reads; with host-local's same two, a config works with either.
+    static let knownArgKeys: Set<String> = ["IgnoreUnknown", "IP"]
+
+    /// host-local's rule for CNI_ARGS: a key it does not know fails the ADD unless `IgnoreUnknown`
+    /// is true, so a misspelt `ip=10.244.1.9` is an error instead of a pod silently given another
+    /// address. Runtimes that add keys for other plugins (K8S_POD_NAME, ...) send IgnoreUnknown=1.
+    static func checkArgKeys(_ environment: CNIEnvironment) throws(CNIError) {
+        if let value = environment.arg("IgnoreUnknown") {
+            // Go's UnmarshallableBool, which host-local uses for it.
+            switch value.lowercased() {
+            case "1", "true": return
+            case "0", "false": break
+            default:
+                throw CNIError(.invalidEnvironment, "invalid IgnoreUnknown \"\(value)\" in CNI_ARGS",
+                               details: "IgnoreUnknown takes 1, true, 0 or false")
+            }
+        }
+        var unknown: [String] = []
+        for (key, _) in environment.args where !knownArgKeys.contains(key) && !unknown.contains(key) {
+            unknown.append(key)
+        }
+        guard !unknown.isEmpty else { return }
+        throw CNIError(.invalidEnvironment,
+                       "unknown CNI_ARGS \(unknown.count == 1 ? "key" : "keys") \(unknown.joined(separator: ", ")): podwire-ipam reads only IP (and IgnoreUnknown)",
+                       details: "keys are case-sensitive; to pass keys meant for other plugins, add IgnoreUnknown=1 as runtimes do (IgnoreUnknown=1;K8S_POD_NAME=web-0)")
     }
 
     /// "10.244.1.9" or "10.244.1.9/24": the prefix is the subnet's business, only the address counts.

@@ -37,6 +37,7 @@ public final class IPAMStore {
     static let stampName = "stamp"
     static let lockName = "lock"
     static let lastReservedPrefix = "last_reserved_ip."
+    static let probePrefix = ".podwire-probe-"
 
     /// Opens `<dataDir>/<network>`, creating it (0755) and the lock file (0600) when missing.
     /// A symlink in place of the network directory, the index or the lock is refused.
@@ -160,7 +161,7 @@ struct StoreTransaction: AddressBook {
     mutating func reserve(_ address: IPAddress, for attachment: PodAttachment) throws(CNIError) -> Bool {
         let name = address.description
         do {
-            guard try directory.createExclusive(name, contents: attachment.record) else { return false }
+            guard try directory.createRecord(name, contents: attachment.record) else { return false }
         } catch {
             throw IPAMStore.failure(error, "create the address file", path: directory.child(name))
         }
@@ -375,6 +376,15 @@ struct StoreTransaction: AddressBook {
                 throw IPAMStore.failure(error, "remove the stale IPAM index entry", path: index.child(entry.name))
             }
         }
+        // Probes are made and removed under the lock this rebuild holds, so any probe file seen now
+        // is left by a STATUS that was killed in between; making it moved the directory's mtime,
+        // which is what brought this rebuild on. Best effort: a leftover is clutter, not an address.
+        for entry in existing where entry.name.hasPrefix(IPAMStore.probePrefix) {
+            _ = try? index.remove(entry.name)
+        }
+        for entry in (try? directory.entries()) ?? [] where entry.name.hasPrefix(IPAMStore.probePrefix) {
+            _ = try? directory.remove(entry.name)
+        }
         for (name, addresses) in fresh {
             do {
                 try index.replace(name, contents: Self.indexContents(addresses.sorted()))
@@ -449,7 +459,7 @@ struct StoreTransaction: AddressBook {
     /// if it was valid before: a stale index must stay marked stale.
     mutating func probeWritable() throws(CNIError) {
         let stampWasValid = try stampMatches()
-        let name = ".podwire-probe-\(getpid())"
+        let name = IPAMStore.probePrefix + String(getpid())
         for place in [directory, index] {
             do {
                 _ = try place.createExclusive(name, contents: [])
@@ -459,5 +469,39 @@ struct StoreTransaction: AddressBook {
             }
         }
         if stampWasValid { try writeStamp() }
+    }
+}
+
+extension Directory {
+    /// O_TMPFILE, which Glibc's Swift module hides behind _GNU_SOURCE: __O_TMPFILE with O_DIRECTORY.
+    /// 020000000 is __O_TMPFILE everywhere but alpha, parisc and sparc, where Swift does not run.
+    static let unnamedFileFlags: Int32 = 0o20000000 | O_DIRECTORY
+
+    /// `createExclusive` for address files, where a name must never appear without its record.
+    ///
+    /// A file created by name and then written is empty for a moment; a plugin killed right then
+    /// (SIGKILL, OOM, power loss) leaves an empty address file that no DEL can attribute, so the
+    /// address stays taken until a GC. Here the record is written to an unnamed file in the
+    /// directory, which is then linked under `name`: linkat fails with EEXIST when the name is
+    /// taken, so this is just as exclusive, and a kill at any point leaves either nothing or the
+    /// whole record. Where the filesystem has no O_TMPFILE, or /proc is not mounted to link it
+    /// through, the plain create-then-write is used.
+    func createRecord(_ name: String, contents: [UInt8]) throws(SystemCallError) -> Bool {
+        let fd = FileIO.retrying { openat(self.fd, ".", Self.unnamedFileFlags | O_WRONLY | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else {
+            switch errno {
+            case EOPNOTSUPP, EISDIR, EINVAL: return try createExclusive(name, contents: contents)
+            default: throw SystemCallError("open")
+            }
+        }
+        defer { close(fd) }
+        try FileIO.writeAll(fd, contents, operation: "write")
+        // AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH; the /proc link works for any owner of the fd.
+        if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", self.fd, name, AT_SYMLINK_FOLLOW) == 0 { return true }
+        switch errno {
+        case EEXIST: return false
+        case ENOENT: return try createExclusive(name, contents: contents)
+        default: throw SystemCallError("link")
+        }
     }
 }

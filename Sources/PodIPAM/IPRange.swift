@@ -67,6 +67,11 @@ public struct IPRange: Sendable, Hashable, CustomStringConvertible {
             || (family == .v4 && address == subnet.lastAddress)
     }
 
+    /// What a reserved address is, for messages: "the gateway", "the network address", ...
+    func role(of address: IPAddress) -> String {
+        address == gateway ? "the gateway" : address == subnet.networkAddress ? "the network address" : "the broadcast address"
+    }
+
     /// The first address of the range that may be handed out.
     public var firstIssuable: IPAddress? {
         var address = rangeStart

@@ -45,6 +45,14 @@ struct AddCommand {
             try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
                                podNamespace: podNamespace, mtu: mtu)
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
+            if addresses.contains(where: { $0.address.family == .v6 }) {
+                // The host end's link-local address appears when the pod end comes up, and the node
+                // can solicit a pod's MAC only from a link-local that passed DAD: skip DAD on it
+                // rather than wait ~2 s as the reference does. Addresses come from IPAM, unique.
+                try kernel("disable DAD on \(hostName)") { () throws(KernelError) in
+                    try Sysctl.ensure("net/ipv6/conf/\(hostName)/accept_dad", is: "0")
+                }
+            }
 
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
             try configureHostSide(hostSocket, hostName: hostName, alias: alias, addresses: addresses)

@@ -186,4 +186,47 @@ struct AllocatorTests {
         #expect(RecordOwner(record: [0xff, 0xfe, 0x00]) == .unknown)
         #expect(RecordOwner(record: Array("# podwire-index v1\n10.0.0.2\n".utf8)) == .unknown)
     }
+
+    // MARK: Requests and failures at the edges
+
+    @Test func networkAndBroadcastOutsideTheRangesAreNamed() throws {
+        var book = MemoryBook()
+        for (address, role) in [("10.244.1.0", "the network address"), ("10.244.1.255", "the broadcast address")] {
+            let error = try #require(cniError { _ = try allocate([slash24], "a", requested: [ip(address)], book: &book) })
+            #expect(error.code == .addressUnavailable)
+            #expect(error.message == "requested IP address \(address) is \(role) of 10.244.1.0/24")
+        }
+        // A gateway left outside rangeStart...rangeEnd is still named as the gateway.
+        let narrow = [[try IPRange(subnet: net("10.244.1.0/24"), rangeStart: ip("10.244.1.10"), rangeEnd: ip("10.244.1.20"))]]
+        let gateway = try #require(cniError { _ = try allocate(narrow, "a", requested: [ip("10.244.1.1")], book: &book) })
+        #expect(gateway.message == "requested IP address 10.244.1.1 is the gateway of 10.244.1.0/24")
+        // In the subnet, neither reserved nor in a range: plainly outside.
+        let between = try #require(cniError { _ = try allocate(narrow, "a", requested: [ip("10.244.1.30")], book: &book) })
+        #expect(between.message == "requested IP address 10.244.1.30 is outside every range set")
+        #expect(book.records.isEmpty && book.last.isEmpty)
+    }
+
+    /// A book whose `last_reserved_ip` cannot be written, as when a symlink sits in its place.
+    struct CursorFailingBook: AddressBook {
+        var inner = MemoryBook()
+        mutating func addresses(of attachment: PodAttachment) -> [IPAddress] { inner.addresses(of: attachment) }
+        mutating func reserve(_ address: IPAddress, for attachment: PodAttachment) -> Bool { inner.reserve(address, for: attachment) }
+        mutating func release(_ address: IPAddress) { inner.release(address) }
+        mutating func lastReserved(rangeSet: Int) -> IPAddress? { nil }
+        mutating func setLastReserved(_ address: IPAddress, rangeSet: Int) throws(CNIError) {
+            throw CNIError(.ioFailure, "refusing to follow the symbolic link last_reserved_ip.\(rangeSet)")
+        }
+        mutating func owner(of address: IPAddress) -> RecordOwner { inner.owner(of: address) }
+    }
+
+    @Test(arguments: [[], [ip("10.244.1.50")]])
+    func aCursorThatCannotBeWrittenUndoesTheReservation(requested: [IPAddress]) throws {
+        var book = CursorFailingBook()
+        let assigned = try Allocator.assignRequested(requested, to: [slash24])
+        let error = try #require(cniError {
+            _ = try Allocator.allocate(rangeSets: [slash24], requested: assigned, for: attachment("a"), book: &book)
+        })
+        #expect(error.code == .ioFailure)
+        #expect(book.inner.records.isEmpty, "the reserved address leaked: \(book.inner.records)")
+    }
 }

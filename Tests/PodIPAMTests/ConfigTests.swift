@@ -158,4 +158,42 @@ struct ConfigTests {
         })
         #expect(error.code == .invalidNetworkConfig && error.message.contains("ipam"))
     }
+
+    // MARK: CNI_ARGS keys (host-local's rule: unknown keys fail unless IgnoreUnknown)
+
+    @Test(arguments: [
+        [("IgnoreUnknown", "1"), ("K8S_POD_NAME", "web-0"), ("IP", "10.244.1.9")],
+        [("IgnoreUnknown", "true"), ("K8S_POD_NAME", "web-0")],
+        [("IgnoreUnknown", "TRUE"), ("ip", "10.244.1.9")],
+        [("IP", "10.244.1.9")],
+        [("IgnoreUnknown", "0"), ("IP", "10.244.1.9")],
+        [],
+    ])
+    func acceptedArgKeys(args: [(String, String)]) throws {
+        let ranges = #", "ranges": [[{"subnet": "10.244.1.0/24"}]]"#
+        let config = try parse(ranges, args: args.map { (key: $0.0, value: $0.1) })
+        #expect(config.requested == (args.contains { $0.0 == "IP" } ? [ip("10.244.1.9")] : []))
+    }
+
+    @Test(arguments: [
+        ([("K8S_POD_NAME", "web-0")], "unknown CNI_ARGS key K8S_POD_NAME"),
+        ([("ip", "10.244.1.9")], "unknown CNI_ARGS key ip"),
+        ([("IgnoreUnknown", "0"), ("K8S_POD_NAME", "a"), ("FOO", "1"), ("K8S_POD_NAME", "b")], "unknown CNI_ARGS keys K8S_POD_NAME, FOO"),
+        ([("IgnoreUnknown", "yes"), ("IP", "10.244.1.9")], "invalid IgnoreUnknown \"yes\""),
+        ([("IgnoreUnknown", ""), ("IP", "10.244.1.9")], "invalid IgnoreUnknown \"\""),
+    ])
+    func refusedArgKeys(args: [(String, String)], message: String) throws {
+        let ranges = #", "ranges": [[{"subnet": "10.244.1.0/24"}]]"#
+        let error = try #require(cniError { _ = try parse(ranges, args: args.map { (key: $0.0, value: $0.1) }) })
+        #expect(error.code == .invalidEnvironment)
+        #expect(error.message.hasPrefix(message), "\(error)")
+    }
+
+    @Test func argKeysMatterOnlyToAdd() throws {
+        // A DEL must release the pod's address whatever the runtime put in CNI_ARGS.
+        let ranges = #", "ranges": [[{"subnet": "10.244.1.0/24"}]]"#
+        for command in [CNICommand.del, .check] {
+            #expect(try parse(ranges, command: command, args: [("K8S_POD_NAME", "web-0")]).rangeSets.count == 1)
+        }
+    }
 }
