@@ -168,8 +168,8 @@ enum HostLocal {
         try process.run()
         stdin.fileHandleForWriting.write(Data(network.json(ipamType: "host-local").utf8))
         try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        let out = readToEnd(stdout.fileHandleForReading.fileDescriptor)
+        let err = readToEnd(stderr.fileHandleForReading.fileDescriptor)
         process.waitUntilExit()
         return Outcome(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
                        stderr: String(decoding: err, as: UTF8.self))
@@ -193,4 +193,20 @@ func together<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throw
     for _ in 0..<count { start.signal() }
     group.wait()
     return results.withLock { dictionary in (0..<count).map { dictionary[$0]! } }
+}
+
+/// read(2) until end of file, retrying EINTR (FileHandle.readDataToEndOfFile traps on it).
+func readToEnd(_ fd: Int32) -> Data {
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            data.append(contentsOf: buffer[0..<count])
+        } else if count < 0 && errno == EINTR {
+            continue
+        } else {
+            return data
+        }
+    }
 }

@@ -141,16 +141,16 @@ final class TestNode {
         // See execute(): waitUntilExit() would add up to 50 ms per node.
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        try process.run()
+        try Self.launchLock.withLock { try process.run() }
 
         // Read only up to "ready": the holder keeps stdout open for its whole life.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = Self.readSome(output.fileHandleForReading.fileDescriptor)
             if chunk.isEmpty {
                 try? lifeline.fileHandleForWriting.close()
                 exited.wait()
-                let why = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let why = String(decoding: Self.readToEnd(errors.fileHandleForReading.fileDescriptor), as: UTF8.self)
                 throw TestNodeError.holderFailed("exit \(process.terminationStatus): \(why)")
             }
             seen.append(chunk)
@@ -336,6 +336,35 @@ final class TestNode {
 
     // MARK: Process plumbing
 
+    private static let launchLock = NSLock()
+
+    /// One read(2), retrying EINTR; empty at end of file.
+    static func readSome(_ fd: Int32) -> Data {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count >= 0 { return Data(buffer[0..<count]) }
+            if errno != EINTR { return Data() }
+        }
+    }
+
+    /// read(2) until end of file, retrying EINTR: FileHandle.readDataToEndOfFile traps on an
+    /// interrupted read (a child's SIGCHLD can arrive at any moment here).
+    static func readToEnd(_ fd: Int32) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                data.append(contentsOf: buffer[0..<count])
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
+    }
+
     /// Without this, writing the config to a plugin that already exited would kill the test process.
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
@@ -363,7 +392,9 @@ final class TestNode {
         // commands; the termination handler fires as soon as the child is reaped.
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        try process.run()
+        // Foundation's Process is not safe to launch from several threads at once (seen: a crash
+        // inside run() while Swift Testing ran suites in parallel), so launches take turns.
+        try launchLock.withLock { try process.run() }
 
         // Blocking reads get their own threads: on GCD's global queues (one thread per core here) they
         // would queue behind each other and the pool only grows after a delay of seconds.
@@ -373,7 +404,7 @@ final class TestNode {
                                 (errors.fileHandleForReading, collected.setStderr)] {
             readers.enter()
             Thread.detachNewThread {
-                store(handle.readDataToEndOfFile())
+                store(readToEnd(handle.fileDescriptor))
                 readers.leave()
             }
         }
