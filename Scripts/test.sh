@@ -26,6 +26,14 @@ fi
 bin_dir=$(swift build --show-bin-path)
 export PODWIRE_BIN="$bin_dir/podwire"
 
+echo "== install.sh into a scratch directory (atomic rename, no temporary file left)"
+scratch=$(mktemp -d)
+Scripts/install.sh --release-dir "$bin_dir" --bin-dir "$scratch/bin" --conf-dir "$scratch/net.d" >/dev/null
+cmp "$bin_dir/podwire" "$scratch/bin/podwire" && cmp "$bin_dir/podwire-ipam" "$scratch/bin/podwire-ipam"
+cmp conf/10-podwire.conflist "$scratch/net.d/10-podwire.conflist"
+if find "$scratch" -name '.*.tmp.*' | grep -q .; then echo "install.sh left a temporary file" >&2; exit 1; fi
+rm -rf "$scratch"
+
 echo "== swift test (root)"
 swift test --skip-build
 

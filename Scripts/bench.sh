@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# podwire against the reference ptp + host-local, side by side in one run, inside a private
+# user + network + mount namespace (this machine's own network is never touched).
+#
+#   Scripts/bench.sh                 # full run (about 3-4 minutes on 2 cores)
+#   BENCH_QUICK=1 Scripts/bench.sh   # a smoke run with few iterations and pods
+#
+# Writes bench-results/latest.json, latest.md (the table the README shows) and
+# add-latency.png (ADD latency against the number of pods on the node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" != "--inside" ]; then
+    source Scripts/lib/deps.sh
+    podwire_install_deps gnuplot-nox
+    if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+        export PATH="/opt/swift/usr/bin:$PATH"
+    fi
+    source Scripts/lib/release.sh
+    echo "== release build (static)"
+    bin_dir=$(podwire_build_release)
+    tools=$(mktemp -d)
+    trap 'rm -rf "$tools"' EXIT
+    gcc -O2 -o "$tools/veth-floor" Scripts/bench/veth-floor.c
+    gcc -O2 -static -o "$tools/nothing" Scripts/bench/nothing.c
+    gcc -O2 -o "$tools/peak-rss" Scripts/bench/peak-rss.c
+    echo "== ldd of the release binary (must name neither a Swift runtime nor libnl)"
+    ldd "$bin_dir/podwire" 2>&1 | sed 's/^/    /' || true
+    machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME"), Debian containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins)"
+    mkdir -p bench-results
+    unshare -Urnm --propagation private bash "$0" --inside "$bin_dir" "$tools" "$machine"
+    exit 0
+fi
+
+bin_dir=$2 tools=$3 machine=$4
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/netns
+if [ -n "${BENCH_QUICK:-}" ]; then
+    set -- --iterations 5 --counts 0,20 --parallel 5 --parallel-rounds 1
+else
+    set -- --iterations "${BENCH_ITERATIONS:-40}" --counts 0,250,1000 --parallel 20,100 --parallel-rounds 3
+fi
+masq=(--masq)
+[ "${BENCH_MASQ:-1}" = 0 ] && masq=()
+python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --nothing "$tools/nothing" \
+    --peak-rss "$tools/peak-rss" "${masq[@]}" --out bench-results/latest.json "$@"
+python3 Scripts/bench/report.py bench-results/latest.json bench-results "$machine"

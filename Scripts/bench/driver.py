@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""podwire vs the reference ptp + host-local, side by side, inside a private network namespace.
+
+Run by Scripts/bench.sh inside `unshare -Urnm` (this process is the "node"). Every timed step
+alternates the two plugins so that drift of the machine hits both alike. Each plugin has its own
+network (name, dataDir, half of 10.244.0.0/16), so both can hold the same number of pods at once.
+
+Writes a JSON document with every sample to --out.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+PODWIRE_SUBNET = "10.244.0.0/17"
+REFERENCE_SUBNET = "10.244.128.0/17"
+
+
+def config(kind, bins, ip_masq=False, cni_version="1.0.0"):
+    if kind == "podwire":
+        plugin = {"type": "podwire", "ipam": {"type": "podwire-ipam", "dataDir": "/run/bench-ipam",
+                                              "ranges": [[{"subnet": PODWIRE_SUBNET}]],
+                                              "routes": [{"dst": "0.0.0.0/0"}]}}
+        name = "bench-podwire"
+    else:
+        plugin = {"type": "ptp", "ipam": {"type": "host-local", "dataDir": "/run/bench-ipam",
+                                          "ranges": [[{"subnet": REFERENCE_SUBNET}]],
+                                          "routes": [{"dst": "0.0.0.0/0"}]}}
+        name = "bench-reference"
+    plugin.update({"cniVersion": cni_version, "name": name, "mtu": 1500})
+    if ip_masq:
+        plugin["ipMasq"] = True
+        name += "-masq"
+        plugin["name"] = name
+    return json.dumps(plugin).encode()
+
+
+class Plugin:
+    def __init__(self, kind, binary, cni_path):
+        self.kind = kind
+        self.binary = binary
+        self.cni_path = cni_path
+
+    def invoke(self, command, container, netns, conf, ifname="eth0"):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": container,
+               "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_PATH": self.cni_path}
+        started = time.perf_counter_ns()
+        process = subprocess.Popen([self.binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        out, _ = process.communicate(conf)
+        elapsed = time.perf_counter_ns() - started
+        if process.returncode != 0:
+            raise RuntimeError(f"{self.kind} {command} {container}: {out.decode(errors='replace')}")
+        return elapsed / 1e6, out
+
+
+def add_netns(names):
+    if not names:
+        return
+    batch = "".join(f"netns add {n}\n" for n in names)
+    subprocess.run(["ip", "-batch", "-"], input=batch.encode(), check=True)
+
+
+def del_netns(names):
+    if not names:
+        return
+    batch = "".join(f"netns del {n}\n" for n in names)
+    subprocess.run(["ip", "-batch", "-"], input=batch.encode(), check=True)
+
+
+def summary(samples):
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return {"median": statistics.median(ordered), "p99": p99, "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
+
+
+def timed_pairs(plugins, confs, iterations, label, prefix):
+    """ADD then DEL of a fresh test pod, alternating the plugins each iteration."""
+    add_netns([f"{prefix}-{k}-{i}" for k in plugins for i in range(iterations)])
+    samples = {k: {"add": [], "del": []} for k in plugins}
+    order = list(plugins)
+    for i in range(iterations):
+        for kind in (order if i % 2 == 0 else list(reversed(order))):
+            netns = f"/run/netns/{prefix}-{kind}-{i}"
+            container = f"{prefix}-{kind}-{i}"
+            add_ms, _ = plugins[kind].invoke("ADD", container, netns, confs[kind])
+            del_ms, _ = plugins[kind].invoke("DEL", container, netns, confs[kind])
+            samples[kind]["add"].append(add_ms)
+            samples[kind]["del"].append(del_ms)
+    del_netns([f"{prefix}-{k}-{i}" for k in plugins for i in range(iterations)])
+    print(f"  {label}: " + ", ".join(f"{k} ADD {statistics.median(v['add']):.2f} ms DEL {statistics.median(v['del']):.2f} ms"
+                                    for k, v in samples.items()), flush=True)
+    return samples
+
+
+def populate(plugins, confs, start, end):
+    """Bring each plugin's network to `end` pods (from `start`), alternating the plugins."""
+    add_netns([f"pop-{k}-{i}" for k in plugins for i in range(start, end)])
+    for i in range(start, end):
+        for kind, plugin in plugins.items():
+            plugin.invoke("ADD", f"pop-{kind}-{i}", f"/run/netns/pop-{kind}-{i}", confs[kind])
+
+
+def parallel_adds(plugins, confs, count, rounds):
+    """`count` ADDs started at once; wall time until the last one finished, addresses distinct."""
+    results = {k: [] for k in plugins}
+    for r in range(rounds):
+        for kind in (list(plugins) if r % 2 == 0 else list(reversed(list(plugins)))):
+            plugin = plugins[kind]
+            names = [f"par{count}-{kind}-{r}-{i}" for i in range(count)]
+            add_netns(names)
+            env_base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0",
+                        "CNI_PATH": plugin.cni_path}
+            started = time.perf_counter_ns()
+            processes = []
+            for name in names:
+                env = dict(env_base, CNI_CONTAINERID=name, CNI_NETNS=f"/run/netns/{name}")
+                processes.append(subprocess.Popen([plugin.binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
+            for process in processes:
+                process.stdin.write(confs[kind])
+                process.stdin.close()
+            outputs = [process.stdout.read() for process in processes]
+            codes = [process.wait() for process in processes]
+            wall = (time.perf_counter_ns() - started) / 1e6
+            if any(codes):
+                raise RuntimeError(f"{kind}: parallel ADD failed: {[o for o, c in zip(outputs, codes) if c][:1]}")
+            addresses = [json.loads(o)["ips"][0]["address"] for o in outputs]
+            if len(set(addresses)) != count:
+                raise RuntimeError(f"{kind}: parallel ADD handed out duplicate addresses")
+            results[kind].append(wall)
+            for name in names:
+                plugin.invoke("DEL", name, f"/run/netns/{name}", confs[kind])
+            del_netns(names)
+    print(f"  {count} ADDs at once: " + ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in results.items()), flush=True)
+    return results
+
+
+def exec_floor(nothing, iterations):
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter_ns()
+        process = subprocess.Popen([nothing], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={"CNI_COMMAND": "ADD"})
+        process.communicate(b"{}")
+        samples.append((time.perf_counter_ns() - started) / 1e6)
+    return samples
+
+
+def veth_floor(tool, iterations):
+    add_netns(["floor"])
+    output = subprocess.run([tool, "/run/netns/floor", str(iterations)], check=True, capture_output=True).stdout.decode()
+    del_netns(["floor"])
+    pairs = [tuple(int(x) / 1e6 for x in line.split()) for line in output.splitlines() if line.strip()]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def peak_memory(plugins, confs, peak_rss):
+    """Peak RSS of one ADD of each plugin (KiB), measured by a small C parent with wait4: a Python
+    parent would report its own size, since the child is a copy of it until exec."""
+    result = {}
+    for kind, plugin in plugins.items():
+        add_netns([f"mem-{kind}"])
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_CONTAINERID": f"mem-{kind}",
+               "CNI_NETNS": f"/run/netns/mem-{kind}", "CNI_IFNAME": "eth0", "CNI_PATH": plugin.cni_path}
+        done = subprocess.run([peak_rss, plugin.binary], input=confs[kind], env=env, capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{kind}: ADD for the memory probe failed: {done.stdout!r}")
+        line = [l for l in done.stderr.decode().splitlines() if l.startswith("peak_rss_kib=")][-1]
+        # ptp's figure is its own; the host-local it execs is a separate process of similar size.
+        result[kind] = int(line.split("=")[1])
+        plugin.invoke("DEL", f"mem-{kind}", f"/run/netns/mem-{kind}", confs[kind])
+        del_netns([f"mem-{kind}"])
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--podwire-dir", required=True)
+    parser.add_argument("--reference-dir", default="/usr/lib/cni")
+    parser.add_argument("--veth-floor", required=True)
+    parser.add_argument("--nothing", required=True)
+    parser.add_argument("--peak-rss", required=True)
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--counts", default="0,250,1000")
+    parser.add_argument("--parallel", default="20,100")
+    parser.add_argument("--parallel-rounds", type=int, default=3)
+    parser.add_argument("--masq", action="store_true", help="also measure ipMasq (needs podwire ipMasq support)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    plugins = {
+        "podwire": Plugin("podwire", os.path.join(args.podwire_dir, "podwire"), args.podwire_dir + ":" + args.reference_dir),
+        "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir),
+    }
+    confs = {k: config(k, None) for k in plugins}
+    results = {"iterations": args.iterations, "scenarios": {}, "date": time.strftime("%Y-%m-%d")}
+
+    print("floor", flush=True)
+    create, delete = veth_floor(args.veth_floor, args.iterations)
+    nothing = exec_floor(args.nothing, args.iterations)
+    results["floor"] = {"veth_create": summary(create), "veth_delete": summary(delete), "exec_nothing": summary(nothing)}
+    print(f"  veth create {statistics.median(create):.2f} ms, delete {statistics.median(delete):.2f} ms, "
+          f"exec of a do-nothing static binary {statistics.median(nothing):.2f} ms", flush=True)
+
+    present = 0
+    for count in [int(c) for c in args.counts.split(",")]:
+        if count > present:
+            print(f"populating to {count} pods per plugin", flush=True)
+            populate(plugins, confs, present, count)
+            present = count
+        samples = timed_pairs(plugins, confs, args.iterations, f"{count} pods", f"t{count}")
+        results["scenarios"][str(count)] = {k: {"add": summary(v["add"]), "del": summary(v["del"]),
+                                                "add_samples": v["add"], "del_samples": v["del"]}
+                                            for k, v in samples.items()}
+
+    if args.masq:
+        masq_confs = {k: config(k, None, ip_masq=True) for k in plugins}
+        samples = timed_pairs(plugins, masq_confs, args.iterations, "ipMasq, pods present", "masq")
+        results["scenarios"]["masq"] = {k: {"add": summary(v["add"]), "del": summary(v["del"])} for k, v in samples.items()}
+
+    results["parallel"] = {}
+    for count in [int(c) for c in args.parallel.split(",") if c]:
+        walls = parallel_adds(plugins, confs, count, args.parallel_rounds)
+        results["parallel"][str(count)] = {k: summary(v) for k, v in walls.items()}
+
+    results["peak_memory_kib"] = peak_memory(plugins, confs, args.peak_rss)
+    print(f"  peak RSS of one ADD: " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in results["peak_memory_kib"].items()), flush=True)
+
+    with open(args.out, "w") as handle:
+        json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

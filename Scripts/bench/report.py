@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Turns the driver's JSON into the Markdown table and the gnuplot chart the README shows."""
+import json
+import os
+import subprocess
+import sys
+
+
+def ms(summary):
+    return f"{summary['median']:.2f} ({summary['p99']:.2f})"
+
+
+def main():
+    results_path, out_dir, machine = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(results_path) as handle:
+        results = json.load(handle)
+    scenarios = results["scenarios"]
+    floor = results["floor"]
+    lines = [f"Measured {results['date']} on {machine}; {results['iterations']} alternating runs per row.",
+             "Times in ms, median (p99), each plugin exec'd as a runtime does (fork/exec, env, stdin) "
+             "inside a private network namespace. Lower is better.", "",
+             "| scenario | podwire | reference ptp + host-local | reference / podwire | target |",
+             "|---|---|---|---|---|"]
+    targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×"}
+    for key, label in [("0", "ADD, empty node"), ("250", "ADD, 250 pods present"), ("1000", "ADD, 1000 pods present"),
+                       ("masq", "ADD with ipMasq")]:
+        if key in scenarios:
+            p, r = scenarios[key]["podwire"]["add"], scenarios[key]["reference"]["add"]
+            lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {targets[key]} |")
+    for key, label in [("0", "DEL, empty node"), ("250", "DEL, 250 pods present"), ("1000", "DEL, 1000 pods present"),
+                       ("masq", "DEL with ipMasq")]:
+        if key in scenarios:
+            p, r = scenarios[key]["podwire"]["del"], scenarios[key]["reference"]["del"]
+            lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | |")
+    for count, walls in results.get("parallel", {}).items():
+        p, r = walls["podwire"], walls["reference"]
+        target = "≥ 2×" if count == "20" else ""
+        lines.append(f"| {count} ADDs at once, wall time | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {target} |")
+    memory = results["peak_memory_kib"]
+    lines.append(f"| peak RSS of one ADD | {memory['podwire'] / 1024:.1f} MiB | {memory['reference'] / 1024:.1f} MiB (ptp alone) | | podwire < 12 MB |")
+
+    add_floor = floor["exec_nothing"]["median"] + floor["veth_create"]["median"]
+    del_floor = floor["veth_delete"]["median"]
+    empty = scenarios.get("0")
+    lines += ["", "The floor, measured in the same run:", "",
+              "| floor | ms (median) | podwire / floor | target |", "|---|---|---|---|",
+              f"| exec of a do-nothing static C binary | {floor['exec_nothing']['median']:.2f} | | |",
+              f"| kernel: create a veth pair, peer in another netns (one RTM_NEWLINK) | {floor['veth_create']['median']:.2f} | | |",
+              f"| ADD floor = the two above | {add_floor:.2f} | {empty['podwire']['add']['median'] / add_floor:.2f}× | ≤ 1.5× |",
+              f"| DEL floor = kernel: delete that veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
+    if "1000" in scenarios:
+        growth = scenarios["1000"]["podwire"]["add"]["median"] / empty["podwire"]["add"]["median"]
+        lines.append(f"| podwire ADD with 1000 pods / ADD on an empty node | | {growth:.2f}× | ≤ 1.2× |")
+    markdown = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "latest.md"), "w") as handle:
+        handle.write(markdown)
+
+    counts = [c for c in ("0", "250", "1000") if c in scenarios]
+    data_path = os.path.join(out_dir, "add-latency.dat")
+    with open(data_path, "w") as handle:
+        handle.write("# pods podwire_median podwire_p99 reference_median reference_p99\n")
+        for c in counts:
+            p, r = scenarios[c]["podwire"]["add"], scenarios[c]["reference"]["add"]
+            handle.write(f"{c} {p['median']:.3f} {p['p99']:.3f} {r['median']:.3f} {r['p99']:.3f}\n")
+    script = f"""
+set terminal pngcairo size 800,480 font ",11"
+set output "{os.path.join(out_dir, 'add-latency.png')}"
+set title "CNI ADD latency against pods already on the node ({results['date']})"
+set xlabel "pods already on the node"
+set ylabel "ADD latency, ms (median; bars to p99)"
+set key top left
+set grid ytics
+set yrange [0:*]
+set xrange [-50:1050]
+plot "{data_path}" using 1:4:4:5 with yerrorlines lw 2 title "reference ptp + host-local", \\
+     "{data_path}" using 1:2:2:3 with yerrorlines lw 2 title "podwire"
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    os.remove(data_path)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+/* The kernel's own floor for what a ptp-style plugin must do: create a veth pair with one end
+ * born in another network namespace (one RTM_NEWLINK), and delete it again (one RTM_DELLINK),
+ * timed around the netlink round trip only. No process start, no JSON, no IPAM.
+ *
+ * usage: veth-floor <netns-path> <iterations>
+ * prints one line per iteration: "<create-ns> <delete-ns>" */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A netlink message buffer: header, ifinfomsg, then attributes appended by put(). */
+union request { struct nlmsghdr header; char bytes[1024]; };
+
+static struct rtattr *put(struct nlmsghdr *h, int type, const void *data, int length) {
+    struct rtattr *attribute = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+    attribute->rta_type = type;
+    attribute->rta_len = RTA_LENGTH(length);
+    if (length) memcpy(RTA_DATA(attribute), data, length);
+    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(attribute->rta_len);
+    return attribute;
+}
+
+static void end(struct nlmsghdr *h, struct rtattr *nest) { nest->rta_len = (char *)h + h->nlmsg_len - (char *)nest; }
+
+static long long now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int transact(int sock, struct nlmsghdr *h) {
+    if (send(sock, h, h->nlmsg_len, 0) < 0) return -errno;
+    char buffer[4096];
+    ssize_t n = recv(sock, buffer, sizeof buffer, 0);
+    if (n < 0) return -errno;
+    struct nlmsghdr *reply = (struct nlmsghdr *)buffer;
+    if (reply->nlmsg_type == NLMSG_ERROR) return ((struct nlmsgerr *)NLMSG_DATA(reply))->error;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) { fprintf(stderr, "usage: %s <netns-path> <iterations>\n", argv[0]); return 2; }
+    int ns = open(argv[1], O_RDONLY | O_CLOEXEC);
+    int iterations = atoi(argv[2]);
+    int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (ns < 0 || sock < 0) { perror("setup"); return 1; }
+    for (int i = 0; i < iterations; i++) {
+        char name[IFNAMSIZ];
+        snprintf(name, sizeof name, "vfloor%d", i % 100000);
+        union request create = {0};
+        create.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+        create.header.nlmsg_type = RTM_NEWLINK;
+        create.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        struct ifinfomsg *info = NLMSG_DATA(&create.header);
+        info->ifi_flags = IFF_UP;
+        info->ifi_change = IFF_UP;
+        put(&create.header, IFLA_IFNAME, name, strlen(name) + 1);
+        struct rtattr *linkinfo = put(&create.header, IFLA_LINKINFO, NULL, 0);
+        put(&create.header, IFLA_INFO_KIND, "veth", 4);
+        struct rtattr *data = put(&create.header, IFLA_INFO_DATA, NULL, 0);
+        struct rtattr *peer = put(&create.header, VETH_INFO_PEER, NULL, 0);
+        create.header.nlmsg_len += sizeof(struct ifinfomsg);
+        put(&create.header, IFLA_IFNAME, "eth0", 5);
+        put(&create.header, IFLA_NET_NS_FD, &ns, sizeof ns);
+        end(&create.header, peer);
+        end(&create.header, data);
+        end(&create.header, linkinfo);
+        long long t0 = now();
+        int rc = transact(sock, &create.header);
+        long long t1 = now();
+        if (rc) { fprintf(stderr, "create: %s\n", strerror(-rc)); return 1; }
+
+        union request destroy = {0};
+        destroy.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+        destroy.header.nlmsg_type = RTM_DELLINK;
+        destroy.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        put(&destroy.header, IFLA_IFNAME, name, strlen(name) + 1);
+        long long t2 = now();
+        rc = transact(sock, &destroy.header);
+        long long t3 = now();
+        if (rc) { fprintf(stderr, "delete: %s\n", strerror(-rc)); return 1; }
+        printf("%lld %lld\n", t1 - t0, t3 - t2);
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs podwire on a node: the static release binaries into the CNI bin directory and the
+# conflist into the CNI config directory. Every file is written under a temporary name in its
+# final directory and renamed into place, so a runtime exec'ing plugins or reading configs
+# meanwhile sees either the old file or the new one, never half of one.
+#
+#   Scripts/install.sh [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
+#                      [--conflist conf/10-podwire.conflist] [--release-dir DIR]
+#
+# --release-dir takes binaries built earlier (by Scripts/lib/release.sh) instead of building.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin_dir=/opt/cni/bin
+conf_dir=/etc/cni/net.d
+conflist=conf/10-podwire.conflist
+release_dir=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bin-dir) bin_dir=$2; shift 2 ;;
+        --conf-dir) conf_dir=$2; shift 2 ;;
+        --conflist) conflist=$2; shift 2 ;;
+        --release-dir) release_dir=$2; shift 2 ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+if [ -z "$release_dir" ]; then
+    source Scripts/lib/deps.sh
+    podwire_install_deps
+    if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+        export PATH="/opt/swift/usr/bin:$PATH"
+    fi
+    source Scripts/lib/release.sh
+    release_dir=$(podwire_build_release)
+fi
+
+# A conflist that does not parse would make the runtime skip the network: refuse it here.
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$conflist"
+
+# install_atomically SOURCE DESTINATION MODE: copy to a hidden temporary name beside the
+# destination (same filesystem, so rename is atomic), flush it to disk, then rename over.
+# Runtimes skip hidden files: libcni reads only *.conf, *.conflist and *.json, and execs
+# plugins by their exact type name.
+install_atomically() {
+    local source=$1 destination=$2 mode=$3
+    local directory temporary
+    directory=$(dirname "$destination")
+    mkdir -p "$directory"
+    temporary="$directory/.$(basename "$destination").tmp.$$"
+    trap 'rm -f "$temporary"' EXIT
+    cp "$source" "$temporary"
+    chmod "$mode" "$temporary"
+    sync "$temporary"
+    mv -f -T "$temporary" "$destination"
+    trap - EXIT
+    echo "installed $destination"
+}
+
+install_atomically "$release_dir/podwire" "$bin_dir/podwire" 0755
+install_atomically "$release_dir/podwire-ipam" "$bin_dir/podwire-ipam" 0755
+install_atomically "$conflist" "$conf_dir/$(basename "$conflist")" 0644
