@@ -1,6 +1,6 @@
 /// A CNI error code. The spec reserves 0-99; 100 and above are podwire's own. A delegated
 /// plugin may answer with any number (Go plugins use 999), which is passed on unchanged.
-public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
 

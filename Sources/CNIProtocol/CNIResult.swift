@@ -1,12 +1,7 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import NetAddress
 
 /// An interface in a result; `sandbox` is the netns path for container interfaces, nil on the host.
-public struct CNIInterface: Codable, Hashable, Sendable {
+public struct CNIInterface: Hashable, Sendable {
     public var name: String
     public var mac: String?
     public var mtu: Int?
@@ -51,7 +46,7 @@ public struct CNIRoute: Hashable, Sendable {
     }
 }
 
-public struct CNIDNS: Codable, Hashable, Sendable {
+public struct CNIDNS: Hashable, Sendable {
     public var nameservers: [String]?
     public var domain: String?
     public var search: [String]?
@@ -83,51 +78,96 @@ public struct CNIResult: Hashable, Sendable {
     }
 }
 
-// MARK: - Field coding shared by every version
+// MARK: - JSON forms shared by every version
 
-extension CNIRoute: Codable {
-    enum CodingKeys: String, CodingKey { case dst, gw, mtu, advmss, priority, table, scope }
+extension CNIInterface: JSONRepresentable, JSONDecodable {
+    public init(json: JSONValue) throws(CNIError) {
+        let object = try JSONField.object(json, what: "result interface")
+        guard let name = try JSONField.string(object, "name", in: "interfaces[].") else {
+            throw CNIError(.decodingFailure, "a result interface has no \"name\"")
+        }
+        self.init(name: name, mac: try JSONField.string(object, "mac", in: "interfaces[]."),
+                  mtu: try JSONField.int(object, "mtu", in: "interfaces[]."),
+                  sandbox: try JSONField.string(object, "sandbox", in: "interfaces[]."))
+        socketPath = try JSONField.string(object, "socketPath", in: "interfaces[].")
+        pciID = try JSONField.string(object, "pciID", in: "interfaces[].")
+    }
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let dstText = try container.decode(String.self, forKey: .dst)
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["name": .string(name)]
+        if let mac { object["mac"] = .string(mac) }
+        if let mtu { object["mtu"] = .number(Double(mtu)) }
+        if let sandbox { object["sandbox"] = .string(sandbox) }
+        if let socketPath { object["socketPath"] = .string(socketPath) }
+        if let pciID { object["pciID"] = .string(pciID) }
+        return .object(object)
+    }
+
+    /// Only name, mac and sandbox exist before 1.1.0.
+    var withoutV1_1Fields: CNIInterface { CNIInterface(name: name, mac: mac, sandbox: sandbox) }
+}
+
+extension CNIRoute: JSONRepresentable, JSONDecodable {
+    public init(json: JSONValue) throws(CNIError) {
+        let object = try JSONField.object(json, what: "route")
+        guard let dstText = try JSONField.string(object, "dst", in: "routes[].") else {
+            throw CNIError(.decodingFailure, "a route has no \"dst\"", details: "expected CIDR text such as 0.0.0.0/0")
+        }
         guard let dst = IPNetwork(dstText) else {
             throw CNIError(.invalidNetworkConfig, "invalid route destination \"\(dstText)\"", details: "expected CIDR text such as 0.0.0.0/0")
         }
-        self.dst = dst
-        gw = try decodeAddress(container, .gw, what: "route gateway")
-        mtu = try container.decodeIfPresent(Int.self, forKey: .mtu)
-        advmss = try container.decodeIfPresent(Int.self, forKey: .advmss)
-        priority = try container.decodeIfPresent(Int.self, forKey: .priority)
-        table = try container.decodeIfPresent(Int.self, forKey: .table)
-        scope = try container.decodeIfPresent(Int.self, forKey: .scope)
+        self.init(dst: dst, gw: try readAddress(object, "gw", what: "route gateway"))
+        mtu = try JSONField.int(object, "mtu", in: "routes[].")
+        advmss = try JSONField.int(object, "advmss", in: "routes[].")
+        priority = try JSONField.int(object, "priority", in: "routes[].")
+        table = try JSONField.int(object, "table", in: "routes[].")
+        scope = try JSONField.int(object, "scope", in: "routes[].")
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(dst.description, forKey: .dst)
-        try container.encodeIfPresent(gw?.description, forKey: .gw)
-        try container.encodeIfPresent(mtu, forKey: .mtu)
-        try container.encodeIfPresent(advmss, forKey: .advmss)
-        try container.encodeIfPresent(priority, forKey: .priority)
-        try container.encodeIfPresent(table, forKey: .table)
-        try container.encodeIfPresent(scope, forKey: .scope)
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["dst": .string(dst.description)]
+        if let gw { object["gw"] = .string(gw.description) }
+        for (key, value) in [("mtu", mtu), ("advmss", advmss), ("priority", priority), ("table", table), ("scope", scope)] {
+            if let value { object[key] = .number(Double(value)) }
+        }
+        return .object(object)
     }
 
     /// Only `dst` and `gw` exist before 1.1.0.
     var withoutV1_1Fields: CNIRoute { CNIRoute(dst: dst, gw: gw) }
 }
 
-func decodeAddress<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K, what: String) throws -> IPAddress? {
-    guard let text = try container.decodeIfPresent(String.self, forKey: key), !text.isEmpty else { return nil }
+extension CNIDNS: JSONRepresentable, JSONDecodable {
+    public init(json: JSONValue) throws(CNIError) {
+        let object = try JSONField.object(json, what: "dns")
+        self.init(nameservers: try JSONField.strings(object, "nameservers", in: "dns."),
+                  domain: try JSONField.string(object, "domain", in: "dns."),
+                  search: try JSONField.strings(object, "search", in: "dns."),
+                  options: try JSONField.strings(object, "options", in: "dns."))
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [:]
+        if let nameservers { object["nameservers"] = .array(nameservers.map { .string($0) }) }
+        if let domain { object["domain"] = .string(domain) }
+        if let search { object["search"] = .array(search.map { .string($0) }) }
+        if let options { object["options"] = .array(options.map { .string($0) }) }
+        return .object(object)
+    }
+}
+
+func readAddress(_ object: [String: JSONValue], _ key: String, what: String) throws(CNIError) -> IPAddress? {
+    guard let text = try JSONField.string(object, key, in: ""), !text.isEmpty else { return nil }
     guard let address = IPAddress(text) else {
         throw CNIError(.invalidNetworkConfig, "invalid \(what) \"\(text)\"", details: "expected an IPv4 or IPv6 address")
     }
     return address
 }
 
-func decodeNetwork<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K, what: String) throws -> IPNetwork {
-    let text = try container.decode(String.self, forKey: key)
+func readNetwork(_ object: [String: JSONValue], _ key: String, what: String) throws(CNIError) -> IPNetwork {
+    guard let text = try JSONField.string(object, key, in: "") else {
+        throw CNIError(.decodingFailure, "\(what) is missing", details: "expected CIDR text such as 10.244.1.2/24")
+    }
     guard let network = IPNetwork(text) else {
         throw CNIError(.invalidNetworkConfig, "invalid \(what) \"\(text)\"", details: "expected CIDR text such as 10.244.1.2/24")
     }
@@ -136,103 +176,35 @@ func decodeNetwork<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: 
 
 // MARK: - Versioned wire forms
 
-/// 0.3.0 through 1.1.0: `interfaces`, `ips`, `routes`, `dns`; 0.3.x and 0.4.0 add `version` per IP.
-struct ModernResultDocument: Codable {
-    /// Optional when reading: a result without one is read at the caller's default version.
-    var cniVersion: String?
-    var interfaces: [CNIInterface]?
-    var ips: [IPEntry]?
-    var routes: [CNIRoute]?
-    var dns: CNIDNS?
-
-    struct IPEntry: Codable {
-        var version: String?
-        var address: IPNetwork
-        var gateway: IPAddress?
-        var interface: Int?
-
-        enum CodingKeys: String, CodingKey { case version, address, gateway, interface }
-
-        init(version: String?, address: IPNetwork, gateway: IPAddress?, interface: Int?) {
-            self.version = version
-            self.address = address
-            self.gateway = gateway
-            self.interface = interface
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            version = try container.decodeIfPresent(String.self, forKey: .version)
-            address = try decodeNetwork(container, .address, what: "result address")
-            gateway = try decodeAddress(container, .gateway, what: "result gateway")
-            interface = try container.decodeIfPresent(Int.self, forKey: .interface)
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encodeIfPresent(version, forKey: .version)
-            try container.encode(address.description, forKey: .address)
-            try container.encodeIfPresent(gateway?.description, forKey: .gateway)
-            try container.encodeIfPresent(interface, forKey: .interface)
-        }
-    }
-}
-
-/// 0.1.0 and 0.2.0: one address per family under `ip4` / `ip6`, routes filed by family.
-struct LegacyResultDocument: Codable {
-    /// Optional when reading: a result without one is read at the caller's default version.
-    var cniVersion: String?
-    var ip4: Family?
-    var ip6: Family?
-    var dns: CNIDNS?
-
-    struct Family: Codable {
-        var ip: IPNetwork
-        var gateway: IPAddress?
-        var routes: [CNIRoute]?
-
-        enum CodingKeys: String, CodingKey { case ip, gateway, routes }
-
-        init(ip: IPNetwork, gateway: IPAddress?, routes: [CNIRoute]?) {
-            self.ip = ip
-            self.gateway = gateway
-            self.routes = routes
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            ip = try decodeNetwork(container, .ip, what: "result address")
-            gateway = try decodeAddress(container, .gateway, what: "result gateway")
-            routes = try container.decodeIfPresent([CNIRoute].self, forKey: .routes)
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(ip.description, forKey: .ip)
-            try container.encodeIfPresent(gateway?.description, forKey: .gateway)
-            try container.encodeIfPresent(routes, forKey: .routes)
-        }
-    }
-}
-
 extension CNIResult {
     /// The result as the document for `version`: what a runtime that asked for that version reads.
+    /// 0.3.0 to 1.1.0 write `interfaces`, `ips`, `routes`, `dns` (0.3.x and 0.4.0 add `version`
+    /// per IP; 1.1.0 adds interface `mtu` and route fields); 0.1.0/0.2.0 write one address per
+    /// family under `ip4`/`ip6`.
     ///
     /// Converting down to 0.1.0/0.2.0 keeps the first address of each family, as libcni does, and
     /// fails when there is no address at all, since that form cannot express a result without one.
     public func encoded(as version: CNIVersion) throws(CNIError) -> [UInt8] {
+        var document: [String: JSONValue] = ["cniVersion": .string(version.description)]
+        if let dns, dns.isSet { document["dns"] = dns.json }
         if version >= .v0_3_0 {
             let current = version >= .v1_1_0
-            let document = ModernResultDocument(
-                cniVersion: version.description,
-                interfaces: interfaces.isEmpty ? nil : interfaces.map { current ? $0 : CNIInterface(name: $0.name, mac: $0.mac, sandbox: $0.sandbox) },
-                ips: ips.isEmpty ? nil : ips.map {
-                    .init(version: version < .v1_0_0 ? $0.address.family.cniVersionString : nil,
-                          address: $0.address, gateway: $0.gateway, interface: $0.interface)
-                },
-                routes: routes.isEmpty ? nil : routes.map { current ? $0 : $0.withoutV1_1Fields },
-                dns: dns.flatMap { $0.isSet ? $0 : nil })
-            return CNIJSON.encode(document)
+            if !interfaces.isEmpty {
+                document["interfaces"] = .array(interfaces.map { current ? $0.json : $0.withoutV1_1Fields.json })
+            }
+            if !ips.isEmpty {
+                document["ips"] = .array(ips.map { ip in
+                    var entry: [String: JSONValue] = ["address": .string(ip.address.description)]
+                    if version < .v1_0_0 { entry["version"] = .string(ip.address.family.cniVersionString) }
+                    if let gateway = ip.gateway { entry["gateway"] = .string(gateway.description) }
+                    if let interface = ip.interface { entry["interface"] = .number(Double(interface)) }
+                    return .object(entry)
+                })
+            }
+            if !routes.isEmpty {
+                document["routes"] = .array(routes.map { current ? $0.json : $0.withoutV1_1Fields.json })
+            }
+            return JSONWriter.write(.object(document))
         }
         let v4 = ips.first { $0.address.family == .v4 }
         let v6 = ips.first { $0.address.family == .v6 }
@@ -240,23 +212,29 @@ extension CNIResult {
             throw CNIError(.incompatibleVersion, "cannot convert the result to CNI \(version): it has no IP address",
                            details: "0.1.0 and 0.2.0 results carry one address per family")
         }
-        func family(_ ip: CNIIPConfig?, _ family: IPFamily) -> LegacyResultDocument.Family? {
-            guard let ip else { return nil }
-            let familyRoutes = routes.filter { $0.dst.family == family }.map(\.withoutV1_1Fields)
-            return .init(ip: ip.address, gateway: ip.gateway, routes: familyRoutes.isEmpty ? nil : familyRoutes)
+        for (ip, family, key) in [(v4, IPFamily.v4, "ip4"), (v6, IPFamily.v6, "ip6")] {
+            guard let ip else { continue }
+            var entry: [String: JSONValue] = ["ip": .string(ip.address.description)]
+            if let gateway = ip.gateway { entry["gateway"] = .string(gateway.description) }
+            let familyRoutes = routes.filter { $0.dst.family == family }
+            if !familyRoutes.isEmpty { entry["routes"] = .array(familyRoutes.map(\.withoutV1_1Fields.json)) }
+            document[key] = .object(entry)
         }
-        let document = LegacyResultDocument(cniVersion: version.description, ip4: family(v4, .v4), ip6: family(v6, .v6),
-                                            dns: dns.flatMap { $0.isSet ? $0 : nil })
-        return CNIJSON.encode(document)
+        return JSONWriter.write(.object(document))
     }
 
     /// Reads a result of any supported version: a prevResult or a delegated IPAM plugin's output.
     /// The document's own `cniVersion` wins; `defaultVersion` applies when it has none.
     public static func decode(_ bytes: [UInt8], defaultVersion: CNIVersion) throws(CNIError) -> CNIResult {
-        struct VersionProbe: Decodable { var cniVersion: String? }
-        let probe = try CNIJSON.decode(VersionProbe.self, from: bytes, what: "result")
+        try decode(try CNIJSON.parse(bytes, what: "result"), defaultVersion: defaultVersion)
+    }
+
+    public static func decode(_ value: JSONValue, defaultVersion: CNIVersion) throws(CNIError) -> CNIResult {
+        guard case .object(let document) = value else {
+            throw CNIError(.decodingFailure, "cannot decode result", details: "a result is a JSON object")
+        }
         let version: CNIVersion
-        if let text = probe.cniVersion {
+        if let text = try JSONField.string(document, "cniVersion", in: "result.") {
             guard let parsed = CNIVersion(text), parsed.isSupported else {
                 throw CNIError(.incompatibleVersion, "unsupported result version \"\(text)\"",
                                details: "podwire reads results of versions \(CNIVersion.supported.map(\.description).joined(separator: ", "))")
@@ -265,24 +243,31 @@ extension CNIResult {
         } else {
             version = defaultVersion
         }
+        var result = CNIResult()
+        if let dns = document["dns"], dns != .null { result.dns = try CNIDNS(json: dns) }
         if version >= .v0_3_0 {
-            let document = try CNIJSON.decode(ModernResultDocument.self, from: bytes, what: "result")
-            return CNIResult(
-                interfaces: document.interfaces ?? [],
-                ips: (document.ips ?? []).map { CNIIPConfig(address: $0.address, gateway: $0.gateway, interface: $0.interface) },
-                routes: document.routes ?? [],
-                dns: document.dns)
+            if let interfaces = document["interfaces"], interfaces != .null {
+                result.interfaces = try [CNIInterface](json: interfaces)
+            }
+            if let ips = document["ips"], ips != .null {
+                guard case .array(let entries) = ips else { throw CNIError(.decodingFailure, "invalid result \"ips\": expected a list") }
+                for entry in entries {
+                    let object = try JSONField.object(entry, what: "result ip")
+                    result.ips.append(CNIIPConfig(address: try readNetwork(object, "address", what: "result address"),
+                                                  gateway: try readAddress(object, "gateway", what: "result gateway"),
+                                                  interface: try JSONField.int(object, "interface", in: "ips[].")))
+                }
+            }
+            if let routes = document["routes"], routes != .null { result.routes = try [CNIRoute](json: routes) }
+            return result
         }
-        let document = try CNIJSON.decode(LegacyResultDocument.self, from: bytes, what: "result")
-        var result = CNIResult(dns: document.dns)
-        for family in [document.ip4, document.ip6].compactMap({ $0 }) {
-            result.ips.append(CNIIPConfig(address: family.ip, gateway: family.gateway))
-            result.routes += family.routes ?? []
+        for key in ["ip4", "ip6"] {
+            guard let family = document[key], family != .null else { continue }
+            let object = try JSONField.object(family, what: "result \(key)")
+            result.ips.append(CNIIPConfig(address: try readNetwork(object, "ip", what: "result address"),
+                                          gateway: try readAddress(object, "gateway", what: "result gateway")))
+            if let routes = object["routes"], routes != .null { result.routes += try [CNIRoute](json: routes) }
         }
         return result
-    }
-
-    public static func decode(_ value: JSONValue, defaultVersion: CNIVersion) throws(CNIError) -> CNIResult {
-        try decode(CNIJSON.encode(value), defaultVersion: defaultVersion)
     }
 }

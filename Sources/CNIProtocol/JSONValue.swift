@@ -1,53 +1,12 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// Any JSON value, for the parts of a config podwire passes on without interpreting
 /// (a delegated IPAM section, keys of other plugins, prevResult fields of later versions).
-public enum JSONValue: Codable, Hashable, Sendable {
+public enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .number(let value):
-            // Whole numbers print without ".0" so MTUs and priorities round-trip as integers.
-            if value.rounded() == value, abs(value) < 1e15 {
-                try container.encode(Int64(value))
-            } else {
-                try container.encode(value)
-            }
-        case .string(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        }
-    }
 
     public subscript(key: String) -> JSONValue? {
         if case .object(let object) = self { return object[key] }
@@ -59,48 +18,116 @@ public enum JSONValue: Codable, Hashable, Sendable {
         return nil
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let array) = self { return array }
+        return nil
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
+
+    /// The number as an Int when it is a whole number in range.
+    public var intValue: Int? {
+        guard case .number(let number) = self, number.rounded() == number, abs(number) < 1e15 else { return nil }
+        return Int(number)
+    }
 }
 
-/// The JSON settings every podwire document uses: stable key order and unescaped "/" in paths.
+/// A value that can be written as JSON.
+public protocol JSONRepresentable {
+    var json: JSONValue { get }
+}
+
+/// A value that can be read from JSON, failing with a CNI error that says what is wrong.
+public protocol JSONDecodable {
+    init(json: JSONValue) throws(CNIError)
+}
+
+extension JSONValue: JSONRepresentable, JSONDecodable {
+    public var json: JSONValue { self }
+    public init(json: JSONValue) throws(CNIError) { self = json }
+}
+
+extension Array: JSONDecodable where Element: JSONDecodable {
+    public init(json: JSONValue) throws(CNIError) {
+        guard case .array(let items) = json else {
+            throw CNIError(.decodingFailure, "expected a list")
+        }
+        var result: [Element] = []
+        result.reserveCapacity(items.count)
+        for item in items { result.append(try Element(json: item)) }
+        self = result
+    }
+}
+
+extension Array: JSONRepresentable where Element: JSONRepresentable {
+    public var json: JSONValue { .array(map(\.json)) }
+}
+
+/// podwire's JSON, read and written without Foundation: compact output with sorted keys and
+/// unescaped "/", and a strict reader (see JSONParser).
 public enum CNIJSON {
-    public static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
+    public static func encode(_ value: some JSONRepresentable) -> [UInt8] {
+        JSONWriter.write(value.json)
     }
 
-    public static func encode(_ value: some Encodable) -> [UInt8] {
-        // Encoding podwire's own value types cannot fail: they hold only strings, numbers and arrays.
-        (try? Array(encoder().encode(value))) ?? Array("{}".utf8)
-    }
-
-    /// Decodes `type`, turning decoder errors into a CNI decoding error that names what was read.
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws(CNIError) -> T {
+    /// Parses `bytes`; anything that is not one JSON document is a CNI decoding error (code 6)
+    /// naming `what` was being read and where the JSON broke.
+    public static func parse(_ bytes: [UInt8], what: String) throws(CNIError) -> JSONValue {
         do {
-            return try JSONDecoder().decode(type, from: Data(bytes))
-        } catch let error as CNIError {
-            throw error
+            return try JSONParser.parse(bytes)
         } catch {
-            throw CNIError(.decodingFailure, "cannot decode \(what)", details: describe(error))
+            throw CNIError(.decodingFailure, "cannot decode \(what)", details: "invalid JSON at byte \(error.offset): \(error.reason)")
         }
     }
 
-    static func describe(_ error: any Error) -> String {
-        guard let decoding = error as? DecodingError else { return String(describing: error) }
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "" : " at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
+    public static func decode<T: JSONDecodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws(CNIError) -> T {
+        try T(json: try parse(bytes, what: what))
+    }
+}
+
+
+/// Field readers shared by the JSON-backed types: each names the key and what was expected, so a
+/// wrong document says exactly which field to fix. A field of the wrong JSON type is a decoding
+/// failure (code 6); callers reading configs re-label it as an invalid config where that fits.
+enum JSONField {
+    static func string(_ object: [String: JSONValue], _ key: String, in context: String) throws(CNIError) -> String? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw CNIError(.decodingFailure, "invalid \"\(context)\(key)\": expected a string")
         }
-        switch decoding {
-        case .dataCorrupted(let context): return "\(context.debugDescription)\(path(context))"
-        case .keyNotFound(let key, let context): return "missing key \"\(key.stringValue)\"\(path(context))"
-        case .typeMismatch(let type, let context): return "expected \(type)\(path(context)): \(context.debugDescription)"
-        case .valueNotFound(let type, let context): return "missing \(type)\(path(context))"
-        @unknown default: return String(describing: decoding)
+    }
+
+    static func int(_ object: [String: JSONValue], _ key: String, in context: String) throws(CNIError) -> Int? {
+        guard let value = object[key], value != .null else { return nil }
+        guard let number = value.intValue else {
+            throw CNIError(.decodingFailure, "invalid \"\(context)\(key)\": expected an integer")
         }
+        return number
+    }
+
+    static func strings(_ object: [String: JSONValue], _ key: String, in context: String) throws(CNIError) -> [String]? {
+        guard let value = object[key], value != .null else { return nil }
+        guard case .array(let items) = value else {
+            throw CNIError(.decodingFailure, "invalid \"\(context)\(key)\": expected a list of strings")
+        }
+        var result: [String] = []
+        for item in items {
+            guard case .string(let text) = item else {
+                throw CNIError(.decodingFailure, "invalid \"\(context)\(key)\": expected a list of strings")
+            }
+            result.append(text)
+        }
+        return result
+    }
+
+    static func object(_ value: JSONValue, what: String) throws(CNIError) -> [String: JSONValue] {
+        guard case .object(let object) = value else {
+            throw CNIError(.decodingFailure, "invalid \(what): expected an object")
+        }
+        return object
     }
 }

@@ -20,7 +20,7 @@ public struct NetworkConfig: Sendable {
     /// Reads the config. Not JSON at all is code 6; a JSON document with a wrong or missing field is 7;
     /// a version podwire does not speak is 1.
     public static func parse(_ bytes: [UInt8]) throws(CNIError) -> NetworkConfig {
-        let value = try CNIJSON.decode(JSONValue.self, from: bytes, what: "the network configuration on stdin")
+        let value = try CNIJSON.parse(bytes, what: "the network configuration on stdin")
         guard case .object(let json) = value else {
             throw CNIError(.decodingFailure, "the network configuration on stdin is not a JSON object")
         }
@@ -42,7 +42,7 @@ public struct NetworkConfig: Sendable {
         config.ipMasq = try optionalBool(json, "ipMasq") ?? false
         if let dns = json["dns"], dns != .null {
             do {
-                config.dns = try CNIJSON.decode(CNIDNS.self, from: CNIJSON.encode(dns), what: "dns")
+                config.dns = try CNIDNS(json: dns)
             } catch {
                 throw CNIError(.invalidNetworkConfig, "invalid dns section", details: error.details ?? error.message)
             }
@@ -110,23 +110,26 @@ public struct NetworkConfig: Sendable {
 }
 
 /// What VERSION prints.
-public struct VersionReport: Codable, Sendable {
+public struct VersionReport: JSONRepresentable, Sendable {
     public var cniVersion: String
     public var supportedVersions: [String]
 
     /// The spec asks VERSION to answer in the version the request named; a request naming none or
     /// one podwire does not know gets the newest.
     public init(requested: [UInt8]) {
-        struct Probe: Decodable { var cniVersion: String? }
-        let requestedVersion = (try? CNIJSON.decode(Probe.self, from: requested, what: "VERSION request"))?.cniVersion
+        let requestedVersion = (try? CNIJSON.parse(requested, what: "VERSION request"))?["cniVersion"]?.stringValue
             .flatMap(CNIVersion.init).flatMap { $0.isSupported ? $0 : nil }
         cniVersion = (requestedVersion ?? .current).description
         supportedVersions = CNIVersion.supported.map(\.description)
     }
+
+    public var json: JSONValue {
+        .object(["cniVersion": .string(cniVersion), "supportedVersions": .array(supportedVersions.map { .string($0) })])
+    }
 }
 
 /// The error document printed on stdout.
-public struct ErrorDocument: Codable, Sendable {
+public struct ErrorDocument: JSONRepresentable, Sendable {
     public var cniVersion: String
     public var code: Int
     public var msg: String
@@ -137,5 +140,11 @@ public struct ErrorDocument: Codable, Sendable {
         code = error.code.rawValue
         msg = error.message
         details = error.details
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["cniVersion": .string(cniVersion), "code": .number(Double(code)), "msg": .string(msg)]
+        if let details { object["details"] = .string(details) }
+        return .object(object)
     }
 }

@@ -79,7 +79,7 @@ public struct IPAMConfig: Sendable {
         var config = IPAMConfig(rangeSets: rangeSets)
         if let routes = ipam["routes"], routes != .null {
             do {
-                config.routes = try CNIJSON.decode([CNIRoute].self, from: CNIJSON.encode(routes), what: "ipam.routes")
+                config.routes = try [CNIRoute](json: routes)
             } catch {
                 throw CNIError(.invalidNetworkConfig, "invalid ipam.routes: \(error.message)",
                                details: error.details ?? "expected a list of {\"dst\": CIDR, \"gw\": address}")

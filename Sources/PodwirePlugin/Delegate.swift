@@ -127,10 +127,10 @@ struct DelegatedPlugin {
     }
 
     private func delegateError(output: [UInt8], status: Int32) -> CNIError {
-        struct Document: Decodable { var code: Int?; var msg: String?; var details: String? }
         let trimmed = output.drop { $0 == 32 || $0 == 10 }
-        if let document = try? CNIJSON.decode(Document.self, from: Array(trimmed), what: "plugin error"), let code = document.code {
-            return CNIError(CNIErrorCode(rawValue: code), "\(type): \(document.msg ?? "failed")", details: document.details)
+        if let document = try? CNIJSON.parse(Array(trimmed), what: "plugin error"), let code = document["code"]?.intValue {
+            return CNIError(CNIErrorCode(rawValue: code), "\(type): \(document["msg"]?.stringValue ?? "failed")",
+                            details: document["details"]?.stringValue)
         }
         let signal = status & 0x7f
         let how = signal != 0 ? "killed by signal \(signal)" : "exited with status \((status >> 8) & 0xff)"
