@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "CLinuxShim", cSettings: [.define("_GNU_SOURCE")]),
         // C: libnl-3 / libnl-route-3 headers (include path only; linking is chosen above).
         .systemLibrary(name: "CNetlink", providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // C: the kernel's nf_tables netlink ABI (UAPI headers only; nothing to link).
+        .systemLibrary(name: "CNFTables", providers: [.apt(["linux-libc-dev"])]),
 
         // Pure Swift, no kernel calls.
         .target(name: "NetAddress"),
@@ -32,9 +34,11 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CNetlink", "CLinuxShim", "NetAddress"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/libnl3"])],
                 linkerSettings: netlinkLinkerSettings),
+        // nftables over NETLINK_NETFILTER, messages built in Swift: no libnftnl or libmnl.
+        .target(name: "Netfilter", dependencies: ["CNFTables", "Netlink", "NetAddress"]),
 
         // The plugin's verbs over those layers, and the thin executable.
-        .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "NetAddress", "CLinuxShim"]),
+        .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "Netfilter", "NetAddress", "CLinuxShim"]),
         .executableTarget(name: "podwire", dependencies: ["PodwirePlugin"]),
         .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin"]),
 

@@ -14,6 +14,7 @@ PODWIRE_DEPS=(
     tshark                                             # packet captures in the demo
     containernetworking-plugins                        # host-local and friends in /usr/lib/cni
     iptables                                           # portmap's nat rules in the chaining tests
+    nftables                                           # nft, to read back ipMasq's table in the tests
     strace                                             # kill-before-every-write crash tests
     python3 gcc                                        # the benchmark driver and its floor probes
 )

@@ -60,6 +60,33 @@ public struct PodIPAM: Sendable {
         }
     }
 
+    /// The addresses the attachment holds (its container's legacy id-only records included), read
+    /// under the lock without changing anything: what DEL must stop masquerading before it
+    /// releases them, whether or not the pod's namespace still exists.
+    public func addresses(containerID: String, ifname: String) throws(CNIError) -> [IPAddress] {
+        let attachment = try PodAttachment(containerID: containerID, ifname: ifname)
+        let store = try IPAMStore(dataDir: config.dataDir, network: network)
+        return try store.withLock { (book: inout StoreTransaction) throws(CNIError) in
+            try book.addresses(of: attachment)
+        }
+    }
+
+    /// Every address of the network's store and who holds it: "<containerID>/<ifname>", the
+    /// container ID alone for a legacy record, nil for a record that names nobody. Reads every
+    /// address file (O(N)): for GC, not for ADD or DEL.
+    public func allocations() throws(CNIError) -> [(address: IPAddress, owner: String?)] {
+        let store = try IPAMStore(dataDir: config.dataDir, network: network)
+        return try store.withLock(validatingIndex: false) { (book: inout StoreTransaction) throws(CNIError) in
+            try book.scan().map { record in
+                switch record.owner {
+                case .attachment(let attachment): (record.address, "\(attachment.containerID)/\(attachment.ifname)")
+                case .legacy(let containerID): (record.address, containerID)
+                case .unknown: (record.address, nil)
+                }
+            }
+        }
+    }
+
     /// Whether an ADD could succeed: the store is writable and no range set is exhausted (an ADD
     /// needs an address from every set). Fails with `.notAvailable` (50). Reads the whole directory.
     public func status() throws(CNIError) {

@@ -1,6 +1,7 @@
 import CLinuxShim
 import CNIProtocol
 import NetAddress
+import Netfilter
 import Netlink
 
 /// ADD: an address from IPAM, a veth pair with its pod end born in the pod's namespace, the
@@ -11,6 +12,7 @@ import Netlink
 ///         10.244.1.1 dev eth0 scope link src 10.244.1.2
 ///   node: vethXXXXXXXX 10.244.1.1/32 (the same gateway on every host veth);
 ///         10.244.1.2 dev vethXXXXXXXX scope host
+/// With `ipMasq`, the pod's addresses join the network's masquerade sets (see `Masquerade`).
 /// Anything that fails undoes everything done before it, IPAM reservation included.
 struct AddCommand {
     let environment: CNIEnvironment
@@ -18,6 +20,7 @@ struct AddCommand {
 
     func run() throws(CNIError) -> CNIResult {
         let ipam = try IPAMBackend(config: config, environment: environment)
+        let masquerade = try Masquerade(config)
         let podNamespace = try openPodNamespace(environment.netns)
         let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
         let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
@@ -56,6 +59,12 @@ struct AddCommand {
 
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
             try configureHostSide(hostSocket, hostName: hostName, alias: alias, addresses: addresses)
+            if masquerade.enabled {
+                let podAddresses = addresses.map(\.address.address)
+                try masquerade.install(addresses: podAddresses, subnets: addresses.map(\.address.masked), ipam: ipam,
+                                       containerID: environment.containerID, ifname: environment.ifname)
+                rollback.add { _ = try? masquerade.table.remove(podAddresses) }
+            }
 
             allocation.interfaces = [
                 CNIInterface(name: hostName, mac: formatMAC(hostMAC), mtu: mtu),
@@ -234,4 +243,68 @@ struct Rollback {
     mutating func add(_ step: @escaping () -> Void) { steps.append(step) }
     mutating func discard() { steps.removeAll() }
     func run() { for step in steps.reversed() { step() } }
+}
+
+// MARK: - Masquerade
+
+/// `ipMasq` over nftables: the network's table (`MasqueradeTable`) masquerades traffic from the
+/// pods' addresses to anywhere but the exempt destinations, which are `noMasqueradeCIDRs` (the
+/// cluster's pod CIDR, say, as kind-masq-agent exempts it), every IPAM range subnet of the network
+/// and each pod's own subnet (what ptp exempts). One netlink transaction per ADD or DEL, no exec.
+struct Masquerade {
+    let enabled: Bool
+    let table: MasqueradeTable
+    /// `noMasqueradeCIDRs`, checked.
+    let exempt: [IPNetwork]
+
+    /// Checks `ipMasq`'s companions whether or not `ipMasq` is set, so a typo is reported before
+    /// it matters; code 7.
+    init(_ config: NetworkConfig) throws(CNIError) {
+        enabled = config.ipMasq
+        table = MasqueradeTable(network: config.name)
+        exempt = try Self.parseExempt(config.json["noMasqueradeCIDRs"])
+        if enabled && table.name.utf8.count > MasqueradeTable.maximumNameLength {
+            throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for ipMasq",
+                           details: "the nftables table \(table.name.prefix(40))... may have at most \(MasqueradeTable.maximumNameLength) bytes")
+        }
+    }
+
+    static func parseExempt(_ value: JSONValue?) throws(CNIError) -> [IPNetwork] {
+        guard let value, value != .null else { return [] }
+        guard case .array(let entries) = value else {
+            throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\": expected a list of CIDR strings",
+                           details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+        }
+        var networks: [IPNetwork] = []
+        for (index, entry) in entries.enumerated() {
+            guard case .string(let text) = entry else {
+                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \(index): expected a CIDR string",
+                               details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+            }
+            guard let network = IPNetwork(text) else {
+                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \"\(text)\": not a CIDR",
+                               details: "write an address and a prefix length, e.g. 10.244.0.0/16 or fd00:10:244::/48")
+            }
+            if network.hasHostBits {
+                throw CNIError(.invalidNetworkConfig,
+                               "\"noMasqueradeCIDRs\" entry \(network) has host bits set; did you mean \(network.masked)?")
+            }
+            networks.append(network)
+        }
+        return networks
+    }
+
+    /// The comment on a pod's set elements, so GC and people can tell whose they are.
+    static func owner(containerID: String, ifname: String) -> String { "\(containerID)/\(ifname)" }
+
+    func install(addresses: [IPAddress], subnets: [IPNetwork], ipam: IPAMBackend,
+                 containerID: String, ifname: String) throws(CNIError) {
+        var destinations = exempt + subnets
+        if case .builtIn(let own) = ipam { destinations += own.config.rangeSets.flatMap { $0.map(\.subnet) } }
+        let table = self.table
+        try kernel("masquerade \(addresses.map(\.description).joined(separator: ", ")) with nftables table inet \(table.name)") {
+            () throws(KernelError) in
+            try table.install(exempt: destinations, addresses: addresses, owner: Self.owner(containerID: containerID, ifname: ifname))
+        }
+    }
 }

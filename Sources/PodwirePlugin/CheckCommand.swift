@@ -1,6 +1,7 @@
 import CLinuxShim
 import CNIProtocol
 import NetAddress
+import Netfilter
 import Netlink
 
 /// CHECK: compares the live state on both sides with the prevResult and names everything that
@@ -29,6 +30,7 @@ struct CheckCommand {
         var problems: [String] = []
         try checkPodSide(interface: podInterface, addresses: addresses, routes: result.routes, problems: &problems)
         try checkHostSide(addresses: addresses, problems: &problems)
+        if config.ipMasq { try checkMasquerade(addresses: addresses, problems: &problems) }
         if !problems.isEmpty {
             throw CNIError(.checkFailed, "attachment \(environment.containerID)/\(environment.ifname) differs from its result: "
                            + problems.joined(separator: "; "))
@@ -72,6 +74,15 @@ struct CheckCommand {
             }) {
                 problems.append("pod route \(route.dst)\(gateway.map { " via \($0)" } ?? "") is missing")
             }
+        }
+    }
+
+    /// With ipMasq: the network's table, its chain and two rules, and each pod address in its set.
+    func checkMasquerade(addresses: [CNIIPConfig], problems: inout [String]) throws(CNIError) {
+        let table = MasqueradeTable(network: config.name)
+        let podAddresses = addresses.map(\.address.address)
+        problems += try kernel("inspect nftables table inet \(table.name)") { () throws(KernelError) in
+            try table.problems(for: podAddresses, owner: Masquerade.owner(containerID: environment.containerID, ifname: environment.ifname))
         }
     }
 

@@ -1,10 +1,18 @@
 import CNIProtocol
+import NetAddress
+import Netfilter
 import Netlink
 
 /// DEL: best effort and idempotent. The host veth is found by its derived name, so the pod's
 /// namespace is not needed (runtimes send an empty or stale CNI_NETNS); deleting it removes the
 /// pod end, the gateway address and the host route with it. The address is released only after
 /// the interface is gone, so it cannot be handed to a new pod while still wired to the old one.
+///
+/// First of all, the addresses leave the network's masquerade sets: found in the IPAM store, not
+/// on the (possibly gone) pod interface, so an empty CNI_NETNS leaks nothing (the reference's B6).
+/// Done first because the kernel frees removed set elements after an RCU grace period, which
+/// closing the nftables socket waits for; kept open until the veth is deleted (which waits for
+/// grace periods of its own), the socket then closes at once instead of adding ~10 ms.
 struct DelCommand {
     let environment: CNIEnvironment
     let config: NetworkConfig
@@ -13,6 +21,16 @@ struct DelCommand {
         let ipam = try IPAMBackend(config: config, environment: environment)
         let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
         let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+        // A failure here must not keep the veth: it is reported after, before IPAM would release
+        // addresses still in the masq sets (the runtime retries DEL).
+        var masquerade: MasqueradeTable?
+        var masqueradeFailure: CNIError?
+        do {
+            masquerade = try removeMasquerade(ipam)
+        } catch {
+            masqueradeFailure = error
+        }
+        defer { withExtendedLifetime(masquerade) {} }
         let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
 
         let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
@@ -23,7 +41,41 @@ struct DelCommand {
         } else if !environment.netns.isEmpty {
             try deletePodEnd()
         }
+        if let masqueradeFailure { throw masqueradeFailure }
         try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
+    }
+
+    /// Takes the attachment's addresses out of the masq sets, whatever `ipMasq` says now: the
+    /// config may have changed since ADD, and an element left behind would masquerade whoever
+    /// gets the address next. Without a table (ipMasq never used) this costs one netlink request.
+    ///
+    /// podwire-ipam's store says which addresses the attachment holds, before they are released.
+    /// A delegated IPAM has no store to ask: the elements themselves name their owner (and an
+    /// uncommented element counts when prevResult lists its address).
+    /// Returns the table, whose socket the caller keeps open while it deletes the veth.
+    func removeMasquerade(_ ipam: IPAMBackend) throws(CNIError) -> MasqueradeTable {
+        let table = MasqueradeTable(network: config.name)
+        let doing = "stop masquerading \(environment.containerID)/\(environment.ifname) in nftables table inet \(table.name)"
+        let addresses: [IPAddress]
+        switch ipam {
+        case .builtIn(let own):
+            addresses = try own.addresses(containerID: environment.containerID, ifname: environment.ifname)
+        case .delegated:
+            guard let members = try kernel(doing, { () throws(KernelError) in try table.members() }) else { return table }
+            let owner = Masquerade.owner(containerID: environment.containerID, ifname: environment.ifname)
+            let previous = Set(previousAddresses())
+            addresses = members.filter { $0.owner == owner || ($0.owner == nil && previous.contains($0.address)) }.map(\.address)
+        }
+        guard !addresses.isEmpty else { return table }
+        _ = try kernel(doing) { () throws(KernelError) in try table.remove(addresses) }
+        return table
+    }
+
+    /// The pod's addresses in prevResult, when the runtime sent one it could decode.
+    func previousAddresses() -> [IPAddress] {
+        guard let previous = config.prevResult, previous != .null,
+              let result = try? CNIResult.decode(previous, defaultVersion: config.cniVersion) else { return [] }
+        return result.ips.map(\.address.address)
     }
 
     /// Without a host end of ours, the pod end may still exist (a host veth renamed by hand):

@@ -1,9 +1,11 @@
 import CNIProtocol
+import NetAddress
+import Netfilter
 import Netlink
 
 /// GC: removes everything of this network whose attachment the runtime no longer lists: host
-/// veths (and with them their pod ends and host routes), then IPAM reservations. It keeps going
-/// past individual failures and reports them all at the end.
+/// veths (and with them their pod ends and host routes), then IPAM reservations, then masquerade
+/// set elements. It keeps going past individual failures and reports them all at the end.
 struct GarbageCollector {
     let config: NetworkConfig
     let ipam: IPAMBackend
@@ -32,17 +34,54 @@ struct GarbageCollector {
             }
         }
 
+        var ipamFailure: CNIError?
         do {
             try ipam.gc(validAttachments: valid)
         } catch {
+            ipamFailure = error
+        }
+        do {
+            try collectMasquerade(valid: valid)
+        } catch {
+            failures.append("masquerade: \(error.description)")
+        }
+        if let ipamFailure {
             // Alone, the IPAM's error is the answer, code included (a delegate's own code passes
             // through); its details name the files it could not remove, so they must not be dropped.
-            if failures.isEmpty { throw error }
-            failures.append("IPAM: \(error.description)")
+            if failures.isEmpty { throw ipamFailure }
+            failures.append("IPAM: \(ipamFailure.description)")
         }
         if !failures.isEmpty {
             throw CNIError(.ioFailure, "GC of network \(config.name) left \(failures.count) item(s) behind", details: failures.joined(separator: "; "))
         }
+    }
+
+    /// Makes the masq sets (when the network's table exists) hold exactly the addresses podwire-ipam
+    /// still has allocated, or, with ipMasq off now, removes stale elements without adding any:
+    /// pods ADDed while it was on keep their masquerade until their DEL. With a delegated IPAM
+    /// there is no store to read, so the elements' comments decide: those naming an attachment
+    /// not listed go. The spec runs GC with no ADD or DEL in flight.
+    func collectMasquerade(valid: [(containerID: String, ifname: String)]) throws(CNIError) {
+        let table = MasqueradeTable(network: config.name)
+        let doing = "collect the masquerade of network \(config.name) (nftables table inet \(table.name))"
+        guard let members = try kernel(doing, { () throws(KernelError) in try table.members() }) else { return }
+        let present = Set(members.map(\.address))
+        var removing: [IPAddress] = []
+        var adding: [MasqueradeTable.Member] = []
+        switch ipam {
+        case .builtIn(let own):
+            let allocations = try own.allocations()
+            let held = Set(allocations.map(\.address))
+            removing = members.filter { !held.contains($0.address) }.map(\.address)
+            if config.ipMasq {
+                adding = allocations.filter { !present.contains($0.address) }.map { MasqueradeTable.Member(address: $0.address, owner: $0.owner) }
+            }
+        case .delegated:
+            let owners = Set(valid.map { Masquerade.owner(containerID: $0.containerID, ifname: $0.ifname) })
+            removing = members.filter { member in member.owner.map { $0.contains("/") && !owners.contains($0) } ?? false }.map(\.address)
+        }
+        guard !removing.isEmpty || !adding.isEmpty else { return }
+        _ = try kernel(doing) { () throws(KernelError) in try table.update(removing: removing, adding: adding) }
     }
 
     /// `cni.dev/valid-attachments`, or the 1.1.0 tag's `cni.dev/attachments`. Without either, GC

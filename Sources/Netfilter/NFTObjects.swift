@@ -1,0 +1,209 @@
+internal import CNFTables
+import NetAddress
+
+// The nf_tables messages podwire sends, each built as libnftnl builds the same `nft` command
+// (checked against `nft --debug=netlink` and `nft --debug=mnl`), so `nft list` prints them back
+// exactly as their `nft` syntax.
+
+enum NFT {
+    typealias Attribute = NetlinkAttribute
+
+    static func attr<T: RawRepresentable>(_ value: T) -> UInt16 where T.RawValue == UInt32 { UInt16(value.rawValue) }
+
+    // MARK: Tables, chains, sets
+
+    static func newTable(_ table: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_NEWTABLE.rawValue, flags: Int32(NLM_F_CREATE),
+                   attributes: [.string(attr(NFTA_TABLE_NAME), table), .u32(attr(NFTA_TABLE_FLAGS), 0)],
+                   what: "nft add table inet \(table)")
+    }
+
+    static func getTable(_ table: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETTABLE.rawValue, attributes: [.string(attr(NFTA_TABLE_NAME), table)],
+                   what: "nft list table inet \(table)")
+    }
+
+    /// A base chain: `type <type> hook <hook> priority <priority>`, policy accept.
+    static func hookAttributes(hook: UInt32, priority: Int32) -> Attribute {
+        .nest(attr(NFTA_CHAIN_HOOK), [.u32(attr(NFTA_HOOK_HOOKNUM), hook),
+                                      .u32(attr(NFTA_HOOK_PRIORITY), UInt32(bitPattern: priority))])
+    }
+
+    static func newChain(_ table: String, _ chain: String, type: String, hook: UInt32, priority: Int32,
+                         description: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_NEWCHAIN.rawValue, flags: Int32(NLM_F_CREATE),
+                   attributes: [.string(attr(NFTA_CHAIN_TABLE), table), .string(attr(NFTA_CHAIN_NAME), chain),
+                                .string(attr(NFTA_CHAIN_TYPE), type), hookAttributes(hook: hook, priority: priority)],
+                   what: "nft add chain inet \(table) \(chain) { \(description); }")
+    }
+
+    static func getChain(_ table: String, _ chain: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETCHAIN.rawValue,
+                   attributes: [.string(attr(NFTA_CHAIN_TABLE), table), .string(attr(NFTA_CHAIN_NAME), chain)],
+                   what: "nft list chain inet \(table) \(chain)")
+    }
+
+    /// nft's datatype numbers for ipv4_addr and ipv6_addr.
+    static func keyType(_ family: IPFamily) -> UInt32 { family == .v4 ? 7 : 8 }
+
+    static func newSet(_ table: String, _ set: String, family: IPFamily, interval: Bool, id: UInt32) -> NFTRequest {
+        let keyLength = UInt32(family.bitWidth / 8)
+        return NFTRequest(
+            message: NFT_MSG_NEWSET.rawValue, flags: Int32(NLM_F_CREATE),
+            attributes: [
+                .string(attr(NFTA_SET_TABLE), table), .string(attr(NFTA_SET_NAME), set),
+                .u32(attr(NFTA_SET_FLAGS), interval ? UInt32(NFT_SET_INTERVAL.rawValue) : 0),
+                .u32(attr(NFTA_SET_KEY_TYPE), keyType(family)), .u32(attr(NFTA_SET_KEY_LEN), keyLength),
+                .u32(attr(NFTA_SET_ID), id),
+                // nft's set userdata: the key is big-endian (NFTNL_UDATA_SET_KEYBYTEORDER = BYTEORDER_BIG_ENDIAN).
+                .bytes(attr(NFTA_SET_USERDATA), [0, 4] + hostBytes(UInt32(2))),
+            ],
+            what: "nft add set inet \(table) \(set) { type \(family == .v4 ? "ipv4_addr" : "ipv6_addr");\(interval ? " flags interval;" : "") }")
+    }
+
+    // MARK: Set elements
+
+    struct Element {
+        var key: [UInt8]
+        var intervalEnd = false
+        var comment: String?
+    }
+
+    /// nft keeps an element's comment in its userdata as a TLV (NFTNL_UDATA_SET_ELEM_COMMENT = 0).
+    static func commentUserdata(_ comment: String) -> [UInt8] {
+        let text = Array(comment.utf8) + [0]
+        return [0, UInt8(text.count)] + text
+    }
+
+    static func comment(inUserdata bytes: ArraySlice<UInt8>) -> String? {
+        var offset = bytes.startIndex
+        while offset + 2 <= bytes.endIndex {
+            let type = bytes[offset], length = Int(bytes[offset + 1])
+            let end = offset + 2 + length
+            guard end <= bytes.endIndex else { return nil }
+            if type == 0 { return String(decoding: bytes[(offset + 2)..<end].prefix { $0 != 0 }, as: UTF8.self) }
+            offset = end
+        }
+        return nil
+    }
+
+    static func elementAttribute(_ element: Element) -> Attribute {
+        var attributes: [Attribute] = []
+        if element.intervalEnd { attributes.append(.u32(attr(NFTA_SET_ELEM_FLAGS), UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue))) }
+        attributes.append(.nest(attr(NFTA_SET_ELEM_KEY), [.bytes(attr(NFTA_DATA_VALUE), element.key)]))
+        if let comment = element.comment { attributes.append(.bytes(attr(NFTA_SET_ELEM_USERDATA), commentUserdata(comment))) }
+        return .nest(UInt16(NFTA_LIST_ELEM.rawValue), attributes)
+    }
+
+    /// NEWSETELEM, or DELSETELEM; DELSETELEM without elements flushes the set.
+    static func elements(_ message: nf_tables_msg_types, _ table: String, _ set: String, _ elements: [Element]?,
+                         what: String) -> NFTRequest {
+        var attributes: [Attribute] = [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set)]
+        if let elements {
+            attributes.append(.nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), elements.map(elementAttribute)))
+        }
+        return NFTRequest(message: message.rawValue, flags: message == NFT_MSG_NEWSETELEM ? Int32(NLM_F_CREATE) : 0,
+                          attributes: attributes, what: what)
+    }
+
+    /// One element, by key (ENOENT when it is not there).
+    static func getElement(_ table: String, _ set: String, key: [UInt8], what: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETSETELEM.rawValue,
+                   attributes: [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set),
+                                .nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), [elementAttribute(Element(key: key))])],
+                   what: what)
+    }
+
+    static func dumpElements(_ table: String, _ set: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETSETELEM.rawValue, flags: Int32(NLM_F_DUMP),
+                   attributes: [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set)],
+                   what: "nft list set inet \(table) \(set)")
+    }
+
+    /// The elements in a GETSETELEM dump: key bytes, interval-end flag, comment.
+    static func parseElements(_ replies: [NFTReply]) -> [Element] {
+        var result: [Element] = []
+        for reply in replies {
+            guard let list = reply.attributes[attr(NFTA_SET_ELEM_LIST_ELEMENTS)] else { continue }
+            for item in list.nested where item.type == UInt16(NFTA_LIST_ELEM.rawValue) {
+                let fields = item.nested
+                guard let key = fields[attr(NFTA_SET_ELEM_KEY)]?.nested[attr(NFTA_DATA_VALUE)] else { continue }
+                let flags = fields[attr(NFTA_SET_ELEM_FLAGS)]?.u32 ?? 0
+                result.append(Element(key: Array(key.payload),
+                                      intervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0,
+                                      comment: fields[attr(NFTA_SET_ELEM_USERDATA)].flatMap { comment(inUserdata: $0.payload) }))
+            }
+        }
+        return result
+    }
+
+    // MARK: Rules
+
+    static func flushChain(_ table: String, _ chain: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_DELRULE.rawValue,
+                   attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain)],
+                   what: "nft flush chain inet \(table) \(chain)")
+    }
+
+    static func newRule(_ table: String, _ chain: String, _ expressions: [Attribute], text: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_NEWRULE.rawValue, flags: Int32(NLM_F_CREATE | NLM_F_APPEND),
+                   attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain),
+                                .nest(attr(NFTA_RULE_EXPRESSIONS), expressions)],
+                   what: "nft add rule inet \(table) \(chain) \(text)")
+    }
+
+    static func dumpRules(_ table: String, _ chain: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETRULE.rawValue, flags: Int32(NLM_F_DUMP),
+                   attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain)],
+                   what: "nft list chain inet \(table) \(chain)")
+    }
+
+    /// Whether a dumped rule is `expressions`, expression for expression.
+    static func rule(_ reply: NFTReply, matches expressions: [Attribute]) -> Bool {
+        guard let dumped = reply.attributes[attr(NFTA_RULE_EXPRESSIONS)]?.nested,
+              dumped.count == expressions.count else { return false }
+        return zip(expressions, dumped).allSatisfy { expected, got in
+            guard case .nested(let parts) = expected.payload else { return false }
+            let fields = got.nested
+            return parts.allSatisfy { $0.isSatisfied(by: fields) }
+        }
+    }
+
+    // MARK: Expressions (register 1 throughout, as nft uses it)
+
+    static let register1 = UInt32(NFT_REG_1.rawValue)
+
+    static func expression(_ name: String, _ data: [Attribute]) -> Attribute {
+        .nest(UInt16(NFTA_LIST_ELEM.rawValue), [.string(attr(NFTA_EXPR_NAME), name), .nest(attr(NFTA_EXPR_DATA), data)])
+    }
+
+    static func metaNFProto() -> Attribute {
+        expression("meta", [.u32(attr(NFTA_META_DREG), register1), .u32(attr(NFTA_META_KEY), UInt32(NFT_META_NFPROTO.rawValue))])
+    }
+
+    static func compare(_ op: nft_cmp_ops, _ value: [UInt8]) -> Attribute {
+        expression("cmp", [.u32(attr(NFTA_CMP_SREG), register1), .u32(attr(NFTA_CMP_OP), op.rawValue),
+                           .nest(attr(NFTA_CMP_DATA), [.bytes(attr(NFTA_DATA_VALUE), value)])])
+    }
+
+    static func networkHeader(offset: UInt32, length: UInt32) -> Attribute {
+        expression("payload", [.u32(attr(NFTA_PAYLOAD_DREG), register1),
+                               .u32(attr(NFTA_PAYLOAD_BASE), UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue)),
+                               .u32(attr(NFTA_PAYLOAD_OFFSET), offset), .u32(attr(NFTA_PAYLOAD_LEN), length)])
+    }
+
+    static func lookup(_ set: String, inverted: Bool) -> Attribute {
+        var data: [Attribute] = [.u32(attr(NFTA_LOOKUP_SREG), register1), .string(attr(NFTA_LOOKUP_SET), set)]
+        if inverted { data.append(.u32(attr(NFTA_LOOKUP_FLAGS), UInt32(NFT_LOOKUP_F_INV.rawValue))) }
+        return expression("lookup", data)
+    }
+
+    static func bitwise(mask: [UInt8]) -> Attribute {
+        expression("bitwise", [.u32(attr(NFTA_BITWISE_SREG), register1), .u32(attr(NFTA_BITWISE_DREG), register1),
+                               .u32(attr(NFTA_BITWISE_LEN), UInt32(mask.count)),
+                               .nest(attr(NFTA_BITWISE_MASK), [.bytes(attr(NFTA_DATA_VALUE), mask)]),
+                               .nest(attr(NFTA_BITWISE_XOR), [.bytes(attr(NFTA_DATA_VALUE), [UInt8](repeating: 0, count: mask.count))])])
+    }
+
+    static func masquerade() -> Attribute { expression("masq", []) }
+}

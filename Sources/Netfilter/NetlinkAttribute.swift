@@ -1,0 +1,113 @@
+internal import CNFTables
+
+/// One netlink attribute as podwire sends it: a payload, or attributes nested inside it.
+///
+/// nf_tables wants every integer in network byte order, strings NUL-terminated, and every nest
+/// flagged NLA_F_NESTED (as libnftnl sends them).
+struct NetlinkAttribute: Equatable, Sendable {
+    enum Payload: Equatable, Sendable {
+        case bytes([UInt8])
+        case nested([NetlinkAttribute])
+    }
+
+    var type: UInt16
+    var payload: Payload
+
+    static func bytes(_ type: UInt16, _ bytes: [UInt8]) -> NetlinkAttribute {
+        NetlinkAttribute(type: type, payload: .bytes(bytes))
+    }
+
+    static func u32(_ type: UInt16, _ value: UInt32) -> NetlinkAttribute {
+        bytes(type, withUnsafeBytes(of: value.bigEndian) { Array($0) })
+    }
+
+    static func string(_ type: UInt16, _ text: String) -> NetlinkAttribute {
+        bytes(type, Array(text.utf8) + [0])
+    }
+
+    static func nest(_ type: UInt16, _ children: [NetlinkAttribute]) -> NetlinkAttribute {
+        NetlinkAttribute(type: type, payload: .nested(children))
+    }
+
+    /// Appends the encoded attribute, padded to 4 bytes.
+    func encode(into buffer: inout [UInt8]) {
+        let start = buffer.count
+        buffer += [0, 0, 0, 0]
+        let flaggedType: UInt16
+        switch payload {
+        case .bytes(let bytes):
+            buffer += bytes
+            flaggedType = type
+        case .nested(let children):
+            for child in children { child.encode(into: &buffer) }
+            flaggedType = type | CNFTables_NLA_F_NESTED
+        }
+        let length = UInt16(buffer.count - start)
+        buffer.replaceSubrange(start..<start + 4, with: hostBytes(length) + hostBytes(flaggedType))
+        buffer += [UInt8](repeating: 0, count: (4 - buffer.count % 4) % 4)
+    }
+
+    /// Whether `received` (a kernel dump of the same object) says at least what this attribute
+    /// says: every attribute sent is there with the same value; the kernel may add others
+    /// (defaults it fills in, counters).
+    func isSatisfied(by received: [ReceivedAttribute]) -> Bool {
+        guard let match = received.first(where: { $0.type == type }) else { return false }
+        switch payload {
+        case .bytes(let bytes):
+            return Array(match.payload) == bytes
+        case .nested(let children):
+            let inner = ReceivedAttribute.parse(match.payload)
+            return children.allSatisfy { $0.isSatisfied(by: inner) }
+        }
+    }
+}
+
+/// An attribute in a message from the kernel; its payload is a slice of the received bytes.
+struct ReceivedAttribute: Sendable {
+    /// The type without the NLA_F_NESTED / NLA_F_NET_BYTEORDER flags.
+    var type: UInt16
+    var payload: ArraySlice<UInt8>
+
+    /// The attributes in `bytes`; a truncated or malformed tail is ignored.
+    static func parse(_ bytes: ArraySlice<UInt8>) -> [ReceivedAttribute] {
+        var result: [ReceivedAttribute] = []
+        var offset = bytes.startIndex
+        while offset + 4 <= bytes.endIndex {
+            let length = Int(readHost(UInt16.self, bytes, at: offset))
+            let type = readHost(UInt16.self, bytes, at: offset + 2) & CNFTables_NLA_TYPE_MASK
+            guard length >= 4, offset + length <= bytes.endIndex else { break }
+            result.append(ReceivedAttribute(type: type, payload: bytes[(offset + 4)..<(offset + length)]))
+            offset += (length + 3) & ~3
+        }
+        return result
+    }
+
+    var u32: UInt32? {
+        guard payload.count == 4 else { return nil }
+        return payload.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+
+    /// A NUL-terminated string attribute.
+    var string: String {
+        String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    var nested: [ReceivedAttribute] { Self.parse(payload) }
+}
+
+extension Array where Element == ReceivedAttribute {
+    subscript(type: UInt16) -> ReceivedAttribute? { first { $0.type == type } }
+}
+
+/// Netlink headers are in host byte order (only nf_tables payloads are big-endian).
+func hostBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    withUnsafeBytes(of: value) { Array($0) }
+}
+
+func readHost<T: FixedWidthInteger>(_ type: T.Type, _ bytes: ArraySlice<UInt8>, at offset: Int) -> T {
+    var value = T.zero
+    withUnsafeMutableBytes(of: &value) { raw in
+        for index in 0..<MemoryLayout<T>.size { raw[index] = bytes[offset + index] }
+    }
+    return value
+}
