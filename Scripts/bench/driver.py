@@ -149,7 +149,8 @@ def exec_floor(nothing, iterations):
 
 def veth_floor(tool, iterations):
     add_netns(["floor"])
-    output = subprocess.run([tool, "/run/netns/floor", str(iterations)], check=True, capture_output=True).stdout.decode()
+    # "up": the pod end comes up too, as a pod's eth0 must.
+    output = subprocess.run([tool, "/run/netns/floor", str(iterations), "up"], check=True, capture_output=True).stdout.decode()
     del_netns(["floor"])
     pairs = [tuple(int(x) / 1e6 for x in line.split()) for line in output.splitlines() if line.strip()]
     return [p[0] for p in pairs], [p[1] for p in pairs]

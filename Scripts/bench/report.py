@@ -45,9 +45,9 @@ def main():
     lines += ["", "The floor, measured in the same run:", "",
               "| floor | ms (median) | podwire / floor | target |", "|---|---|---|---|",
               f"| exec of a do-nothing static C binary | {floor['exec_nothing']['median']:.2f} | | |",
-              f"| kernel: create a veth pair, peer in another netns (one RTM_NEWLINK) | {floor['veth_create']['median']:.2f} | | |",
+              f"| kernel: create a veth pair with the peer born in another netns, and bring the peer up (two RTM_NEWLINK) | {floor['veth_create']['median']:.2f} | | |",
               f"| ADD floor = the two above | {add_floor:.2f} | {empty['podwire']['add']['median'] / add_floor:.2f}× | ≤ 1.5× |",
-              f"| DEL floor = kernel: delete that veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
+              f"| DEL floor = kernel: delete that bare veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
     if "1000" in scenarios:
         growth = scenarios["1000"]["podwire"]["add"]["median"] / empty["podwire"]["add"]["median"]
         lines.append(f"| podwire ADD with 1000 pods / ADD on an empty node | | {growth:.2f}× | ≤ 1.2× |")

@@ -2,11 +2,16 @@
  * born in another network namespace (one RTM_NEWLINK), and delete it again (one RTM_DELLINK),
  * timed around the netlink round trip only. No process start, no JSON, no IPAM.
  *
- * usage: veth-floor <netns-path> <iterations>
+ * With "up", the pod end is brought up too (one more RTM_NEWLINK from a socket opened inside the
+ * pod's namespace), as a pod's eth0 is: a live pair starts IPv6 link-local setup, which the
+ * kernel must also tear down on delete.
+ *
+ * usage: veth-floor <netns-path> <iterations> [up]
  * prints one line per iteration: "<create-ns> <delete-ns>" */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -50,11 +55,20 @@ static int transact(int sock, struct nlmsghdr *h) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s <netns-path> <iterations>\n", argv[0]); return 2; }
+    if (argc != 3 && argc != 4) { fprintf(stderr, "usage: %s <netns-path> <iterations> [up]\n", argv[0]); return 2; }
     int ns = open(argv[1], O_RDONLY | O_CLOEXEC);
     int iterations = atoi(argv[2]);
+    int peer_up = argc == 4 && strcmp(argv[3], "up") == 0;
     int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (ns < 0 || sock < 0) { perror("setup"); return 1; }
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || sock < 0 || home < 0) { perror("setup"); return 1; }
+    int pod_sock = -1;
+    if (peer_up) {
+        /* A netlink socket stays bound to the namespace it was created in. */
+        if (setns(ns, CLONE_NEWNET) < 0) { perror("setns"); return 1; }
+        pod_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (setns(home, CLONE_NEWNET) < 0 || pod_sock < 0) { perror("pod socket"); return 1; }
+    }
     for (int i = 0; i < iterations; i++) {
         char name[IFNAMSIZ];
         snprintf(name, sizeof name, "vfloor%d", i % 100000);
@@ -78,6 +92,17 @@ int main(int argc, char **argv) {
         end(&create.header, linkinfo);
         long long t0 = now();
         int rc = transact(sock, &create.header);
+        if (rc == 0 && peer_up) {
+            union request up = {0};
+            up.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+            up.header.nlmsg_type = RTM_NEWLINK;
+            up.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+            struct ifinfomsg *upinfo = NLMSG_DATA(&up.header);
+            upinfo->ifi_flags = IFF_UP;
+            upinfo->ifi_change = IFF_UP;
+            put(&up.header, IFLA_IFNAME, "eth0", 5);
+            rc = transact(pod_sock, &up.header);
+        }
         long long t1 = now();
         if (rc) { fprintf(stderr, "create: %s\n", strerror(-rc)); return 1; }
 
