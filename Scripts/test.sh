@@ -37,6 +37,9 @@ rm -rf "$scratch"
 echo "== swift test (root)"
 swift test --skip-build
 
+echo "== fuzzing the config and result readers (20 s)"
+Scripts/fuzz.sh 20
+
 if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urnm true 2>/dev/null; then
     echo "== namespace tests as an unprivileged user (uid 65534 in a user namespace of its own)"
     bundle=$(find "$bin_dir" -maxdepth 1 -name '*PackageTests.xctest' | head -n 1)

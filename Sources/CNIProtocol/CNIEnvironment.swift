@@ -110,19 +110,24 @@ public struct CNIEnvironment: Sendable, Equatable {
         return nil
     }
 
+    /// Splits on the ";" and "=" bytes, not on Characters: Swift's Character comparison treats
+    /// U+037E (Greek question mark) as ";", and CNI_ARGS must split exactly where Go splits it.
     static func parseArgs(_ text: String) throws(CNIError) -> [(key: String, value: String)] {
         var pairs: [(key: String, value: String)] = []
-        for item in text.split(separator: ";") where !item.isEmpty {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                throw CNIError(.invalidEnvironment, "invalid CNI_ARGS pair \"\(item)\"", details: "CNI_ARGS is KEY=VALUE pairs separated by \";\"")
+        for item in text.utf8.split(separator: UInt8(ascii: ";")) where !item.isEmpty {
+            guard let equals = item.firstIndex(of: UInt8(ascii: "=")), equals != item.startIndex else {
+                throw CNIError(.invalidEnvironment, "invalid CNI_ARGS pair \"\(String(decoding: item, as: UTF8.self))\"",
+                               details: "CNI_ARGS is KEY=VALUE pairs separated by \";\"")
             }
-            pairs.append((String(item[..<equals]), String(item[item.index(after: equals)...])))
+            pairs.append((String(decoding: item[..<equals], as: UTF8.self),
+                          String(decoding: item[item.index(after: equals)...], as: UTF8.self)))
         }
         return pairs
     }
 
     /// The value of `key` in CNI_ARGS, if present.
     public func arg(_ key: String) -> String? {
-        args.last { $0.key == key }?.value
+        // Byte comparison: "K" and the Kelvin sign are equal as Strings, not as keys.
+        args.last { $0.key.utf8.elementsEqual(key.utf8) }?.value
     }
 }
