@@ -23,12 +23,12 @@ def main():
              "|---|---|---|---|---|"]
     targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×"}
     for key, label in [("0", "ADD, empty node"), ("250", "ADD, 250 pods present"), ("1000", "ADD, 1000 pods present"),
-                       ("masq", "ADD with ipMasq")]:
+                       ("masq", "ADD with ipMasq, empty node")]:
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["add"], scenarios[key]["reference"]["add"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {targets[key]} |")
     for key, label in [("0", "DEL, empty node"), ("250", "DEL, 250 pods present"), ("1000", "DEL, 1000 pods present"),
-                       ("masq", "DEL with ipMasq")]:
+                       ("masq", "DEL with ipMasq, empty node")]:
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["del"], scenarios[key]["reference"]["del"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | |")
