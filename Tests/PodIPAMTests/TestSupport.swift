@@ -153,25 +153,41 @@ enum HostLocal {
 
     static func run(_ command: String, _ network: TestNetwork, containerID: String, ifname: String = "eth0",
                     args: String? = nil) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
         var environment = [
             "CNI_COMMAND": command, "CNI_CONTAINERID": containerID, "CNI_NETNS": "/var/run/netns/podipam-test",
             "CNI_IFNAME": ifname, "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         ]
         if let args { environment["CNI_ARGS"] = args }
-        process.environment = environment
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(network.json(ipamType: "host-local").utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = readToEnd(stdout.fileHandleForReading.fileDescriptor)
-        let err = readToEnd(stderr.fileHandleForReading.fileDescriptor)
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+        // posix_spawn with files for the three streams rather than Foundation's Process, which
+        // crashed inside run() when tests ran in parallel.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("podipam-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let inPath = scratch.appendingPathComponent("stdin").path
+        let outPath = scratch.appendingPathComponent("stdout").path
+        let errPath = scratch.appendingPathComponent("stderr").path
+        try Data(network.json(ipamType: "host-local").utf8).write(to: URL(fileURLWithPath: inPath))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard rc == 0 else { throw CocoaError(.executableLoad) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let out = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
+        let err = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
+        let exitStatus: Int32 = (status & 0x7f) != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        return Outcome(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
                        stderr: String(decoding: err, as: UTF8.self))
     }
 }
@@ -193,20 +209,4 @@ func together<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) throw
     for _ in 0..<count { start.signal() }
     group.wait()
     return results.withLock { dictionary in (0..<count).map { dictionary[$0]! } }
-}
-
-/// read(2) until end of file, retrying EINTR (FileHandle.readDataToEndOfFile traps on it).
-func readToEnd(_ fd: Int32) -> Data {
-    var data = Data()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count > 0 {
-            data.append(contentsOf: buffer[0..<count])
-        } else if count < 0 && errno == EINTR {
-            continue
-        } else {
-            return data
-        }
-    }
 }

@@ -99,11 +99,9 @@ final class TestNode {
     /// The holder's PID: the process whose namespaces `nsenter -t` joins.
     let pid: Int32
     /// Kept to ask whether the holder still runs before signalling its PID.
-    private let holder: Process
-    /// The holder reads this pipe and exits on EOF, so the node also dies if the test process
+    private let holder: ChildProcess
+    /// The holder reads its stdin and exits on EOF, so the node also dies if the test process
     /// crashes before `close()` runs.
-    private let lifeline: Pipe
-    private let holderExited: DispatchSemaphore
     private var closed = false
 
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -128,37 +126,26 @@ final class TestNode {
             "echo ready",
             "exec cat >/dev/null",
         ].joined(separator: "; ")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.tool("unshare"))
-        process.arguments = ["-Urnm", "--propagation", "private", "sh", "-c", setup]
-        process.environment = ["PATH": Self.defaultPath, "LC_ALL": "C"]
-        let lifeline = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = lifeline
-        process.standardOutput = output
-        process.standardError = errors
-        // See execute(): waitUntilExit() would add up to 50 ms per node.
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try Self.launchLock.withLock { try process.run() }
+        let process = try ChildProcess(executable: try Self.tool("unshare"),
+                                       arguments: ["-Urnm", "--propagation", "private", "sh", "-c", setup],
+                                       environment: ["PATH": Self.defaultPath, "LC_ALL": "C"])
 
         // Read only up to "ready": the holder keeps stdout open for its whole life.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
-            let chunk = Self.readSome(output.fileHandleForReading.fileDescriptor)
+            let chunk = Self.readSome(process.stdoutFD)
             if chunk.isEmpty {
-                try? lifeline.fileHandleForWriting.close()
-                exited.wait()
-                let why = String(decoding: Self.readToEnd(errors.fileHandleForReading.fileDescriptor), as: UTF8.self)
-                throw TestNodeError.holderFailed("exit \(process.terminationStatus): \(why)")
+                Foundation.close(process.stdinFD)
+                let status = process.waitForExit()
+                let why = String(decoding: Self.readToEnd(process.stderrFD), as: UTF8.self)
+                Foundation.close(process.stdoutFD)
+                Foundation.close(process.stderrFD)
+                throw TestNodeError.holderFailed("exit \(status): \(why)")
             }
             seen.append(chunk)
         }
         self.holder = process
-        self.lifeline = lifeline
-        self.holderExited = exited
-        self.pid = process.processIdentifier
+        self.pid = process.pid
     }
 
     deinit { close() }
@@ -171,8 +158,10 @@ final class TestNode {
         // Kill before closing the lifeline: once the holder exits on EOF and is reaped, its PID
         // could belong to another process by the time kill() runs.
         if holder.isRunning { kill(pid, SIGKILL) }
-        holderExited.wait()
-        try? lifeline.fileHandleForWriting.close()
+        holder.waitForExit()
+        Foundation.close(holder.stdinFD)
+        Foundation.close(holder.stdoutFD)
+        Foundation.close(holder.stderrFD)
     }
 
     // MARK: Running commands
@@ -336,8 +325,6 @@ final class TestNode {
 
     // MARK: Process plumbing
 
-    private static let launchLock = NSLock()
-
     /// One read(2), retrying EINTR; empty at end of file.
     static func readSome(_ fd: Int32) -> Data {
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -380,31 +367,17 @@ final class TestNode {
     /// can fill up and stall the child.
     static func execute(_ executable: String, _ arguments: [String], environment: [String: String],
                         stdin: Data? = nil, timeout: TimeInterval) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        // waitUntilExit() polls the run loop every 50 ms, which would dominate a suite of short
-        // commands; the termination handler fires as soon as the child is reaped.
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        // Foundation's Process is not safe to launch from several threads at once (seen: a crash
-        // inside run() while Swift Testing ran suites in parallel), so launches take turns.
-        try launchLock.withLock { try process.run() }
+        let process = try ChildProcess(executable: executable, arguments: arguments, environment: environment)
 
         // Blocking reads get their own threads: on GCD's global queues (one thread per core here) they
         // would queue behind each other and the pool only grows after a delay of seconds.
         let collected = OutputCollector()
         let readers = DispatchGroup()
-        for (handle, store) in [(output.fileHandleForReading, collected.setStdout),
-                                (errors.fileHandleForReading, collected.setStderr)] {
+        for (fd, store) in [(process.stdoutFD, collected.setStdout), (process.stderrFD, collected.setStderr)] {
             readers.enter()
             Thread.detachNewThread {
-                store(readToEnd(handle.fileDescriptor))
+                store(readToEnd(fd))
+                Foundation.close(fd)
                 readers.leave()
             }
         }
@@ -412,22 +385,30 @@ final class TestNode {
         // Small payloads fit in the pipe buffer, so this does not wait for the child to read. A child
         // that exits without reading makes the write fail with EPIPE (SIGPIPE is ignored), not hang.
         _ = Self.ignoreSIGPIPE
-        if let stdin, !stdin.isEmpty { try? input.fileHandleForWriting.write(contentsOf: stdin) }
-        try? input.fileHandleForWriting.close()
+        if let stdin, !stdin.isEmpty {
+            stdin.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let count = write(process.stdinFD, buffer.baseAddress! + offset, buffer.count - offset)
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    offset += count
+                }
+            }
+        }
+        Foundation.close(process.stdinFD)
 
-        let pid = process.processIdentifier
+        let pid = process.pid
         let watchdog = DispatchWorkItem {
             collected.markTimedOut()
             kill(pid, SIGKILL)
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
-        exited.wait()
+        let status = process.waitForExit()
         watchdog.cancel()
         // A grandchild left running with our pipes open (a daemonizing plugin, say) must not hang the suite.
         if readers.wait(timeout: .now() + 5) == .timedOut { collected.markTimedOut() }
 
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus
-                                                                   : process.terminationStatus
         return collected.result(status: status)
     }
 }
