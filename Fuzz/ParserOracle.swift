@@ -73,9 +73,11 @@ func nesting(_ bytes: [UInt8]) -> Int {
 func intendedDifference(podwireAccepts: Bool, _ bytes: [UInt8], reason: String = "") -> Bool {
     if podwireAccepts {
         // A number too small for a Double ("1e-400") reads as 0, as Go's strconv.ParseFloat has it;
-        // Foundation refuses the document.
+        // Foundation refuses the document. Foundation also refuses "0e5", which RFC 8259 allows
+        // (an int of "0" followed by an exponent) and Go reads as 0.
         return numberTokens(bytes).contains { token in
-            Double(token) == 0 && token.prefix { $0 != "e" && $0 != "E" }.contains { ("1"..."9").contains($0) }
+            (Double(token) == 0 && token.prefix { $0 != "e" && $0 != "E" }.contains { ("1"..."9").contains($0) })
+                || token.drop { $0 == "-" }.hasPrefix("0e") || token.drop { $0 == "-" }.hasPrefix("0E")
         }
     }
     // RFC 8259 text is UTF-8: podwire refuses invalid UTF-8 and unpaired surrogate escapes, where

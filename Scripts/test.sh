@@ -38,7 +38,7 @@ echo "== swift test (root)"
 swift test --skip-build
 
 echo "== fuzzing the config and result readers (20 s)"
-Scripts/fuzz.sh 20
+PODWIRE_FUZZ_ORACLE=0 Scripts/fuzz.sh 20
 
 if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urnm true 2>/dev/null; then
     echo "== namespace tests as an unprivileged user (uid 65534 in a user namespace of its own)"
