@@ -156,6 +156,24 @@ struct CNIResponse: CustomStringConvertible {
     }
 }
 
+extension CNIResponse {
+    /// A plugin's answer; stdout is parsed as JSON only to check that it is exactly one object
+    /// (JSONSerialization rejects trailing content, so a parse also proves "one document").
+    init(command: String, result: CommandResult) {
+        self.init(command: command, status: result.status, stdout: result.stdout, stderr: result.stderr)
+        guard !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
+        do {
+            if let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] {
+                json = object
+            } else {
+                stdoutProblem = "stdout is JSON but not an object"
+            }
+        } catch {
+            stdoutProblem = "stdout is not exactly one JSON document: \(error)"
+        }
+    }
+}
+
 /// A 1.0.0 ADD result.
 struct CNIResult: Decodable, Sendable {
     struct Interface: Decodable, Sendable {
@@ -215,21 +233,7 @@ struct CNIRunner {
         let result = try node.run([binary], environment: environment, stdin: input)
         if result.timedOut { Issue.record("CNI \(command) timed out: \(result)", sourceLocation: sourceLocation) }
 
-        var response = CNIResponse(command: command, status: result.status, stdout: result.stdout,
-                                   stderr: result.stderr)
-        if !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            // JSONSerialization rejects trailing content, so a parse also proves "one document".
-            do {
-                if let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] {
-                    response.json = object
-                } else {
-                    response.stdoutProblem = "stdout is JSON but not an object"
-                }
-            } catch {
-                response.stdoutProblem = "stdout is not exactly one JSON document: \(error)"
-            }
-        }
-        return response
+        return CNIResponse(command: command, result: result)
     }
 
     /// ADD `ifname` into a pod netns; the container ID defaults to the pod's name.

@@ -178,20 +178,7 @@ struct RawInvocation {
         let binary = try plugin.requireBinary(sourceLocation: sourceLocation)
         let result = try node.run([binary], environment: environment, stdin: stdin)
         if result.timedOut { Issue.record("plugin timed out: \(result)", sourceLocation: sourceLocation) }
-        var response = CNIResponse(command: environment["CNI_COMMAND"] ?? "(none)", status: result.status,
-                                   stdout: result.stdout, stderr: result.stderr)
-        if !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            do {
-                if let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] {
-                    response.json = object
-                } else {
-                    response.stdoutProblem = "stdout is JSON but not an object"
-                }
-            } catch {
-                response.stdoutProblem = "stdout is not exactly one JSON document: \(error)"
-            }
-        }
-        return response
+        return CNIResponse(command: environment["CNI_COMMAND"] ?? "(none)", result: result)
     }
 }
 
