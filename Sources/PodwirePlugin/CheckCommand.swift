@@ -95,12 +95,15 @@ struct CheckCommand {
         }
         if !link.isUp { problems.append("host interface \(hostName) is down") }
         let present = try kernel("list addresses of \(hostName)") { () throws(KernelError) in try socket.addresses(linkIndex: link.index) }
+        // One dump per family, not per address: the node's table holds a route per pod.
+        var hostRoutes: [RouteSpec] = []
+        for family in Set(addresses.map(\.address.family)) {
+            hostRoutes += try kernel("list routes") { () throws(KernelError) in try socket.routes(family: family) }
+        }
         for ip in addresses {
             if let gateway = ip.gateway, !present.contains(where: { $0.address == .host(gateway) }) {
                 problems.append("gateway address \(IPNetwork.host(gateway)) is missing from \(hostName)")
             }
-            let family = ip.address.family
-            let hostRoutes = try kernel("list routes") { () throws(KernelError) in try socket.routes(family: family) }
             if !hostRoutes.contains(where: { $0.destination == .host(ip.address.address) && $0.linkIndex == link.index }) {
                 problems.append("host route \(ip.address.address) dev \(hostName) is missing")
             }
