@@ -15,11 +15,13 @@ public struct AddressInfo: Sendable, Equatable {
 }
 
 extension RouteSocket {
-    /// `ip addr add <address> [brd +] dev <index> [nodad]`.
+    /// `ip addr add <address> [brd +] dev <index> [nodad] [noprefixroute]`.
     ///
     /// IPv4 addresses shorter than /31 get the subnet's broadcast address, as `ip addr add ... brd +`
-    /// and the reference plugin do. Fails with `isExists` when the link already holds the address.
-    public func addAddress(_ address: IPNetwork, linkIndex: Int32, noDAD: Bool = false) throws(KernelError) {
+    /// and the reference plugin do. With `noPrefixRoute` the kernel adds no connected route for
+    /// the subnet, now or when the link comes back up. Fails with `isExists` when the link already
+    /// holds the address.
+    public func addAddress(_ address: IPNetwork, linkIndex: Int32, noDAD: Bool = false, noPrefixRoute: Bool = false) throws(KernelError) {
         guard let entry = rtnl_addr_alloc() else { throw KernelError("rtnl_addr_alloc", errno: ENOMEM) }
         defer { rtnl_addr_put(entry) }
         rtnl_addr_set_ifindex(entry, linkIndex)
@@ -32,6 +34,7 @@ extension RouteSocket {
             }
         }
         if noDAD { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NODAD) }
+        if noPrefixRoute { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NOPREFIXROUTE) }
         try netlinkCall("ip addr add \(address) dev \(linkIndex)") {
             rtnl_addr_add(socket, entry, NLM_F_CREATE | NLM_F_EXCL)
         }

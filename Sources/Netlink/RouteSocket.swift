@@ -63,12 +63,13 @@ public final class RouteSocket {
 
     // MARK: Links
 
-    /// `ip link add <host> address <hostMAC> mtu <mtu> up type veth peer name <peer> address <peerMAC> mtu <mtu> netns <fd>`
+    /// `ip link add <host> address <hostMAC> mtu <mtu> type veth peer name <peer> address <peerMAC> mtu <mtu> netns <fd>`
     ///
     /// One request creates both ends, the peer born directly in `peerNamespace`: nothing is moved
-    /// between namespaces afterwards (moving is the slow part of veth setup). Only the host end
-    /// comes up: the kernel configures the peer before the pair is joined, so asking for the peer
-    /// up here fails with ENOTCONN; bring it up from a socket in its namespace (`setUp`).
+    /// between namespaces afterwards (moving is the slow part of veth setup). Both ends are born
+    /// down: the caller sets the host end's per-interface sysctls before it comes up (`setUp`),
+    /// and the kernel configures the peer before the pair is joined, so asking for the peer up
+    /// here fails with ENOTCONN; bring it up from a socket in its namespace.
     /// Fails with `isExists` when either name is taken; nothing is created then.
     public func addVethPair(hostName: String, hostMAC: [UInt8], peerName: String, peerMAC: [UInt8],
                             peerNamespace: NetworkNamespace, mtu: Int?) throws(KernelError) {
@@ -84,7 +85,6 @@ public final class RouteSocket {
             rtnl_link_set_mtu(link, UInt32(mtu))
             rtnl_link_set_mtu(peer, UInt32(mtu))
         }
-        rtnl_link_set_flags(link, UInt32(IFF_UP))
         rtnl_link_set_ns_fd(peer, peerNamespace.fd)
         try netlinkCall("ip link add \(hostName) type veth peer name \(peerName) netns \(peerNamespace.path)") {
             rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL)
@@ -134,14 +134,13 @@ public final class RouteSocket {
             alias: rtnl_link_get_ifalias(link).map { String(cString: $0) } ?? "")
     }
 
-    /// `ip link set dev <index> alias <alias>`.
-    public func setAlias(_ alias: String, linkIndex: Int32) throws(KernelError) {
-        try changeLink(index: linkIndex, operation: "ip link set dev \(linkIndex) alias \(alias)") { rtnl_link_set_ifalias($0, alias) }
-    }
-
-    /// `ip link set dev <index> up`.
-    public func setUp(linkIndex: Int32) throws(KernelError) {
-        try changeLink(index: linkIndex, operation: "ip link set dev \(linkIndex) up") { rtnl_link_set_flags($0, UInt32(IFF_UP)) }
+    /// `ip link set dev <index> [alias <alias>] up`, in one request.
+    public func setUp(linkIndex: Int32, alias: String? = nil) throws(KernelError) {
+        let operation = "ip link set dev \(linkIndex)" + (alias.map { " alias \($0)" } ?? "") + " up"
+        try changeLink(index: linkIndex, operation: operation) {
+            if let alias { rtnl_link_set_ifalias($0, alias) }
+            rtnl_link_set_flags($0, UInt32(IFF_UP))
+        }
     }
 
     private func changeLink(index: Int32, operation: String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {

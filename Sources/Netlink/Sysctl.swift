@@ -17,15 +17,21 @@ public enum Sysctl {
         return String(decoding: buffer[0..<Int(count)], as: UTF8.self).trimmingCharacters(in: " \n\t")
     }
 
-    /// Writes `value` unless the sysctl already holds it; writing is what costs (ip_forward's
-    /// write resets every interface's forwarding flag), so a matching value is left alone.
-    public static func ensure(_ name: String, is value: String) throws(KernelError) {
-        if (try? read(name)) == value { return }
+    /// Writes `value` without reading first, for a freshly created interface whose value is
+    /// known to be the default.
+    public static func set(_ name: String, to value: String) throws(KernelError) {
         let path = "/proc/sys/" + name
         let fd = try systemCall("open \(path) for writing") { open(path, O_WRONLY | O_CLOEXEC) }
         defer { close(fd) }
         let text = Array((value + "\n").utf8)
         try systemCall("sysctl -w \(name)=\(value)") { Int32(text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }) }
+    }
+
+    /// Writes `value` unless the sysctl already holds it; writing is what costs (ip_forward's
+    /// write resets every interface's forwarding flag), so a matching value is left alone.
+    public static func ensure(_ name: String, is value: String) throws(KernelError) {
+        if (try? read(name)) == value { return }
+        try set(name, to: value)
     }
 }
 

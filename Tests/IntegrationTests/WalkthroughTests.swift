@@ -67,6 +67,13 @@ struct WalkthroughTests {
             #expect(try node.addresses(of: attachment.hostVeth).map(\.cidr) == ["10.244.1.1/32"])
             #expect(routes.contains { $0.dst == attachment.address && $0.dev == attachment.hostVeth && $0.scope == "host" },
                     "no `\(attachment.address) dev \(attachment.hostVeth) scope host` in \(routes)")
+            if !plugin.isReference {
+                // An IPv4-only pod's host end has IPv6 off, so the node's IPv6 tables do not grow with every pod.
+                #expect(try node.sysctl("net.ipv6.conf.\(attachment.hostVeth).disable_ipv6") == "1")
+                #expect(try node.addresses(of: attachment.hostVeth, family: "inet6").isEmpty)
+                let v6 = try node.ipv6Routes()
+                #expect(!v6.contains { $0.dev == attachment.hostVeth }, "IPv6 routes on \(attachment.hostVeth): \(v6)")
+            }
         }
         #expect(setup.ipForwardBefore == "0", "a fresh netns should start with forwarding off")
         #expect(try node.sysctl("net.ipv4.ip_forward") == "1")
