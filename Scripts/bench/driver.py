@@ -1,19 +1,51 @@
 #!/usr/bin/env python3
 """podwire vs the reference ptp + host-local, side by side, inside a private network namespace.
 
-Run by Scripts/bench.sh inside `unshare -Urnm` (this process is the "node"). Every timed step
-alternates the two plugins so that drift of the machine hits both alike. Each plugin has its own
-network (name, dataDir, half of 10.244.0.0/16), so both can hold the same number of pods at once.
+Run by Scripts/bench.sh inside `unshare -Urnm`. Each plugin wires pods into a node of its own (a
+network namespace: podwire's is the one this process starts in, the reference's and the floor's
+are made here), so "1000 pods present" means 1000 of that plugin's pods on its node, and neither
+plugin's routes or nftables weigh on the other. This process enters a node's namespace before it
+starts that node's plugin. Every timed step rotates podwire, the reference and the kernel's floor
+so that drift of the machine hits all three alike.
 
 Writes a JSON document with every sample to --out.
 """
 import argparse
+import ctypes
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Node:
+    """A network namespace that plays one node; `enter()` moves this (single-threaded) process into it,
+    so the processes it starts next run on that node."""
+
+    def __init__(self, name, path):
+        self.name = name
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    @classmethod
+    def current(cls, name):
+        return cls(name, "/proc/self/ns/net")
+
+    @classmethod
+    def create(cls, name):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        node = cls(name, f"/run/netns/{name}")
+        node.enter()
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return node
+
+    def enter(self):
+        if _libc.setns(self.fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into node {self.name}")
 
 PODWIRE_SUBNET = "10.244.0.0/17"
 REFERENCE_SUBNET = "10.244.128.0/17"
@@ -39,14 +71,16 @@ def config(kind, bins, ip_masq=False, cni_version="1.0.0"):
 
 
 class Plugin:
-    def __init__(self, kind, binary, cni_path):
+    def __init__(self, kind, binary, cni_path, node):
         self.kind = kind
         self.binary = binary
         self.cni_path = cni_path
+        self.node = node
 
     def invoke(self, command, container, netns, conf, ifname="eth0"):
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": container,
                "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_PATH": self.cni_path}
+        self.node.enter()
         started = time.perf_counter_ns()
         process = subprocess.Popen([self.binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         out, _ = process.communicate(conf)
@@ -76,23 +110,53 @@ def summary(samples):
     return {"median": statistics.median(ordered), "p99": p99, "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
 
 
-def timed_pairs(plugins, confs, iterations, label, prefix):
-    """ADD then DEL of a fresh test pod, alternating the plugins each iteration."""
-    add_netns([f"{prefix}-{k}-{i}" for k in plugins for i in range(iterations)])
+class Floor:
+    """The kernel's own cost of a pod's veth and the cost of starting a process, measured in the same
+    rotation as the plugins: a bare pair created with its peer in a pod namespace and the peer
+    brought up, then deleted (veth-floor, timed around its netlink requests only), and the exec of a
+    do-nothing static binary (timed as the plugins are)."""
+
+    def __init__(self, veth_tool, nothing, node):
+        self.veth_tool = veth_tool
+        self.nothing = nothing
+        self.node = node
+
+    def sample(self, netns):
+        self.node.enter()
+        output = subprocess.run([self.veth_tool, netns, "1", "up"], check=True, capture_output=True).stdout.decode()
+        create, delete = (int(x) / 1e6 for x in output.split())
+        return create, delete, exec_nothing(self.nothing)
+
+
+def timed_pairs(plugins, confs, iterations, label, prefix, floor=None):
+    """ADD then DEL of a fresh test pod by each plugin, and one floor sample, rotating the order each
+    iteration."""
+    entrants = list(plugins) + (["floor"] if floor else [])
+    add_netns([f"{prefix}-{k}-{i}" for k in entrants for i in range(iterations)])
     samples = {k: {"add": [], "del": []} for k in plugins}
-    order = list(plugins)
+    floor_samples = {"veth_create": [], "veth_delete": [], "exec_nothing": []}
     for i in range(iterations):
-        for kind in (order if i % 2 == 0 else list(reversed(order))):
+        shift = i % len(entrants)
+        for kind in entrants[shift:] + entrants[:shift]:
             netns = f"/run/netns/{prefix}-{kind}-{i}"
+            if kind == "floor":
+                for key, value in zip(("veth_create", "veth_delete", "exec_nothing"), floor.sample(netns)):
+                    floor_samples[key].append(value)
+                continue
             container = f"{prefix}-{kind}-{i}"
             add_ms, _ = plugins[kind].invoke("ADD", container, netns, confs[kind])
             del_ms, _ = plugins[kind].invoke("DEL", container, netns, confs[kind])
             samples[kind]["add"].append(add_ms)
             samples[kind]["del"].append(del_ms)
-    del_netns([f"{prefix}-{k}-{i}" for k in plugins for i in range(iterations)])
-    print(f"  {label}: " + ", ".join(f"{k} ADD {statistics.median(v['add']):.2f} ms DEL {statistics.median(v['del']):.2f} ms"
-                                    for k, v in samples.items()), flush=True)
-    return samples
+    del_netns([f"{prefix}-{k}-{i}" for k in entrants for i in range(iterations)])
+    line = ", ".join(f"{k} ADD {statistics.median(v['add']):.2f} ms DEL {statistics.median(v['del']):.2f} ms"
+                     for k, v in samples.items())
+    if floor:
+        line += (f", floor: veth create {statistics.median(floor_samples['veth_create']):.2f} ms"
+                 f" delete {statistics.median(floor_samples['veth_delete']):.2f} ms"
+                 f" exec {statistics.median(floor_samples['exec_nothing']):.2f} ms")
+    print(f"  {label}: {line}", flush=True)
+    return samples, (floor_samples if floor else None)
 
 
 def populate(plugins, confs, start, end):
@@ -113,6 +177,7 @@ def parallel_adds(plugins, confs, count, rounds):
             add_netns(names)
             env_base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0",
                         "CNI_PATH": plugin.cni_path}
+            plugin.node.enter()
             started = time.perf_counter_ns()
             processes = []
             for name in names:
@@ -137,21 +202,22 @@ def parallel_adds(plugins, confs, count, rounds):
     return results
 
 
-def exec_floor(nothing, iterations):
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter_ns()
-        process = subprocess.Popen([nothing], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={"CNI_COMMAND": "ADD"})
-        process.communicate(b"{}")
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    return samples
+def exec_nothing(nothing):
+    """One exec of the do-nothing binary, timed and fed exactly as a plugin is."""
+    started = time.perf_counter_ns()
+    process = subprocess.Popen([nothing], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={"CNI_COMMAND": "ADD"})
+    process.communicate(b"{}")
+    return (time.perf_counter_ns() - started) / 1e6
 
 
-def veth_floor(tool, iterations):
-    add_netns(["floor"])
-    # "up": the pod end comes up too, as a pod's eth0 must.
-    output = subprocess.run([tool, "/run/netns/floor", str(iterations), "up"], check=True, capture_output=True).stdout.decode()
-    del_netns(["floor"])
+def veth_floor_tight_loop(tool, iterations, node):
+    """The bare pair created and deleted back to back in one process, for comparison: the kernel's
+    delete varies with what else the machine has been doing (RCU grace periods), so the floor the
+    targets use is the one sampled in the plugins' rotation."""
+    node.enter()
+    add_netns(["floor-loop"])
+    output = subprocess.run([tool, "/run/netns/floor-loop", str(iterations), "up"], check=True, capture_output=True).stdout.decode()
+    del_netns(["floor-loop"])
     pairs = [tuple(int(x) / 1e6 for x in line.split()) for line in output.splitlines() if line.strip()]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -162,6 +228,7 @@ def peak_memory(plugins, confs, peak_rss):
     result = {}
     for kind, plugin in plugins.items():
         add_netns([f"mem-{kind}"])
+        plugin.node.enter()
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_CONTAINERID": f"mem-{kind}",
                "CNI_NETNS": f"/run/netns/mem-{kind}", "CNI_IFNAME": "eth0", "CNI_PATH": plugin.cni_path}
         done = subprocess.run([peak_rss, plugin.binary], input=confs[kind], env=env, capture_output=True)
@@ -191,25 +258,35 @@ def main():
     args = parser.parse_args()
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    podwire_node = Node.current("node-podwire")
+    reference_node = Node.create("node-reference")
+    floor_node = Node.create("node-floor")
     plugins = {
-        "podwire": Plugin("podwire", os.path.join(args.podwire_dir, "podwire"), args.podwire_dir + ":" + args.reference_dir),
-        "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir),
+        "podwire": Plugin("podwire", os.path.join(args.podwire_dir, "podwire"), args.podwire_dir + ":" + args.reference_dir,
+                          podwire_node),
+        "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir, reference_node),
     }
+    floor = Floor(args.veth_floor, args.nothing, floor_node)
     confs = {k: config(k, None) for k in plugins}
     results = {"iterations": args.iterations, "scenarios": {}, "date": time.strftime("%Y-%m-%d")}
 
-    print("floor", flush=True)
-    create, delete = veth_floor(args.veth_floor, args.iterations)
-    nothing = exec_floor(args.nothing, args.iterations)
-    results["floor"] = {"veth_create": summary(create), "veth_delete": summary(delete), "exec_nothing": summary(nothing)}
-    print(f"  veth create {statistics.median(create):.2f} ms, delete {statistics.median(delete):.2f} ms, "
-          f"exec of a do-nothing static binary {statistics.median(nothing):.2f} ms", flush=True)
+    print("floor in a tight loop (for comparison only)", flush=True)
+    create, delete = veth_floor_tight_loop(args.veth_floor, args.iterations, floor_node)
+    results["floor_tight_loop"] = {"veth_create": summary(create), "veth_delete": summary(delete)}
+    print(f"  veth create {statistics.median(create):.2f} ms, delete {statistics.median(delete):.2f} ms", flush=True)
+
+    def record(key, samples, floor_samples):
+        entry = {k: {"add": summary(v["add"]), "del": summary(v["del"]), "add_samples": v["add"], "del_samples": v["del"]}
+                 for k, v in samples.items()}
+        if floor_samples:
+            entry["floor"] = {k: summary(v) for k, v in floor_samples.items()}
+            entry["floor_samples"] = floor_samples
+        results["scenarios"][key] = entry
 
     if args.masq:
         # On the empty node, like the first row, so the two rows differ only by ipMasq.
         masq_confs = {k: config(k, None, ip_masq=True) for k in plugins}
-        samples = timed_pairs(plugins, masq_confs, args.iterations, "ipMasq, empty node", "masq")
-        results["scenarios"]["masq"] = {k: {"add": summary(v["add"]), "del": summary(v["del"])} for k, v in samples.items()}
+        record("masq", *timed_pairs(plugins, masq_confs, args.iterations, "ipMasq, empty node", "masq"))
 
     present = 0
     for count in [int(c) for c in args.counts.split(",")]:
@@ -217,10 +294,7 @@ def main():
             print(f"populating to {count} pods per plugin", flush=True)
             populate(plugins, confs, present, count)
             present = count
-        samples = timed_pairs(plugins, confs, args.iterations, f"{count} pods", f"t{count}")
-        results["scenarios"][str(count)] = {k: {"add": summary(v["add"]), "del": summary(v["del"]),
-                                                "add_samples": v["add"], "del_samples": v["del"]}
-                                            for k, v in samples.items()}
+        record(str(count), *timed_pairs(plugins, confs, args.iterations, f"{count} pods", f"t{count}", floor))
 
     results["parallel"] = {}
     for count in [int(c) for c in args.parallel.split(",") if c]:

@@ -15,10 +15,10 @@ def main():
     with open(results_path) as handle:
         results = json.load(handle)
     scenarios = results["scenarios"]
-    floor = results["floor"]
-    lines = [f"Measured {results['date']} on {machine}; {results['iterations']} alternating runs per row.",
+    lines = [f"Measured {results['date']} on {machine}; {results['iterations']} runs per row, podwire, the reference "
+             "and the floor taking turns.",
              "Times in ms, median (p99), each plugin exec'd as a runtime does (fork/exec, env, stdin) "
-             "inside a private network namespace. Lower is better.", "",
+             "on a node of its own (a private network namespace). Lower is better.", "",
              "| scenario | podwire | reference ptp + host-local | reference / podwire | target |",
              "|---|---|---|---|---|"]
     targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×"}
@@ -39,18 +39,25 @@ def main():
     memory = results["peak_memory_kib"]
     lines.append(f"| peak RSS of one ADD | {memory['podwire'] / 1024:.1f} MiB | {memory['reference'] / 1024:.1f} MiB (ptp alone) | | podwire < 12 MB |")
 
-    add_floor = floor["exec_nothing"]["median"] + floor["veth_create"]["median"]
-    del_floor = floor["veth_delete"]["median"]
-    empty = scenarios.get("0")
-    lines += ["", "The floor, measured in the same run:", "",
+    empty = scenarios["0"]
+    floor = {k: v["median"] for k, v in empty["floor"].items()}
+    add_floor = floor["exec_nothing"] + floor["veth_create"]
+    del_floor = floor["veth_delete"]
+    lines += ["", "The floor, sampled in the same rotation on an empty node of its own:", "",
               "| floor | ms (median) | podwire / floor | target |", "|---|---|---|---|",
-              f"| exec of a do-nothing static C binary | {floor['exec_nothing']['median']:.2f} | | |",
-              f"| kernel: create a veth pair with the peer born in another netns, and bring the peer up (two RTM_NEWLINK) | {floor['veth_create']['median']:.2f} | | |",
+              f"| exec of a do-nothing static C binary | {floor['exec_nothing']:.2f} | | |",
+              f"| kernel: create a veth pair with the peer born in another netns, and bring the peer up (two RTM_NEWLINK) | {floor['veth_create']:.2f} | | |",
               f"| ADD floor = the two above | {add_floor:.2f} | {empty['podwire']['add']['median'] / add_floor:.2f}× | ≤ 1.5× |",
               f"| DEL floor = kernel: delete that bare veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
     if "1000" in scenarios:
         growth = scenarios["1000"]["podwire"]["add"]["median"] / empty["podwire"]["add"]["median"]
         lines.append(f"| podwire ADD with 1000 pods / ADD on an empty node | | {growth:.2f}× | ≤ 1.2× |")
+    tight = results.get("floor_tight_loop")
+    if tight:
+        lines += ["", f"For comparison, the same bare pair created and deleted back to back in one process: create "
+                      f"{tight['veth_create']['median']:.2f} ms, delete {tight['veth_delete']['median']:.2f} ms. The kernel's delete "
+                      "waits for RCU grace periods, so its time depends on what the machine did just before; "
+                      "the targets use the floor sampled between the plugins' runs."]
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "latest.md"), "w") as handle:
         handle.write(markdown)
