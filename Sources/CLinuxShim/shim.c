@@ -5,8 +5,12 @@
 #include "CLinuxShim.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -63,3 +67,54 @@ int CLinuxShim_fstatfs_type(int fd, long *type) {
 }
 
 char **CLinuxShim_environ(void) { return environ; }
+
+struct socket_in_netns_request {
+    int nsfd, family, type, protocol;
+    int fd;
+    int error;
+};
+
+static void *socket_in_netns_thread(void *raw) {
+    struct socket_in_netns_request *request = raw;
+    if (setns(request->nsfd, CLONE_NEWNET) != 0) {
+        request->error = errno;
+        return NULL;
+    }
+    int fd = socket(request->family, request->type, request->protocol);
+    if (fd < 0) {
+        request->error = errno;
+        return NULL;
+    }
+    if (request->family == AF_NETLINK) {
+        struct sockaddr_nl local;
+        memset(&local, 0, sizeof local);
+        local.nl_family = AF_NETLINK;
+        if (bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
+            request->error = errno;
+            close(fd);
+            return NULL;
+        }
+    }
+    request->fd = fd;
+    return NULL;
+}
+
+int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol) {
+    struct socket_in_netns_request request = { nsfd, family, type, protocol, -1, 0 };
+    pthread_attr_t attributes;
+    int rc = pthread_attr_init(&attributes);
+    if (rc == 0) rc = pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_t thread;
+    if (rc == 0) rc = pthread_create(&thread, &attributes, socket_in_netns_thread, &request);
+    pthread_attr_destroy(&attributes);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    if (request.fd < 0) {
+        errno = request.error;
+        return -1;
+    }
+    return request.fd;
+}

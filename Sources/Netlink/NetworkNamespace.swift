@@ -7,10 +7,10 @@ import Musl
 
 /// An open network namespace file (`/run/netns/x`, `/proc/<pid>/ns/net`).
 ///
-/// `setns` changes only the calling thread, so code that must run inside the namespace runs on a
-/// thread created for it (`run`), never on the caller's thread and never inside Swift concurrency.
-/// Better still is not entering at all: a netlink socket stays bound to the namespace it was
-/// created in, so `RouteSocket(in:)` enters once, only to create its socket.
+/// podwire never runs its own code inside a pod's namespace. A netlink socket stays bound to the
+/// namespace it was created in, so `RouteSocket(in:)` enters once, only to create its socket, on
+/// a short-lived C thread (`CLinuxShim_socket_in_netns`): `setns` changes only the calling
+/// thread, and that thread is never the caller's and never runs Swift concurrency.
 public final class NetworkNamespace {
     let fd: Int32
     public let path: String
@@ -50,57 +50,5 @@ public final class NetworkNamespace {
     public var inode: UInt64 {
         var info = stat()
         return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : 0
-    }
-
-    /// Runs `body` on a new thread that has entered this namespace, and waits for it.
-    /// The thread ends with `body`, so nothing has to be restored and nothing leaks into other code.
-    public func run<T>(_ body: () throws -> T) throws -> T {
-        try withoutActuallyEscaping(body) { body in
-            var outcome: Result<T, any Error>? = nil
-            let task = NamespaceThreadTask(fd: fd, path: path) {
-                outcome = Result { try body() }
-            }
-            try task.runAndJoin()
-            return try outcome!.get()
-        }
-    }
-}
-
-/// What the namespace thread runs; passed to pthread_create as an unmanaged pointer.
-private final class NamespaceThreadTask {
-    let fd: Int32
-    let path: String
-    let body: () -> Void
-    var enterError: KernelError? = nil
-
-    init(fd: Int32, path: String, body: @escaping () -> Void) {
-        self.fd = fd
-        self.path = path
-        self.body = body
-    }
-
-    func runAndJoin() throws {
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        // musl's default thread stack is 128 KiB; give the body the same room glibc's main thread has.
-        pthread_attr_setstacksize(&attributes, 8 << 20)
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, &attributes, { raw in
-            let task = Unmanaged<NamespaceThreadTask>.fromOpaque(raw!).takeRetainedValue()
-            if CLinuxShim_setns(task.fd, CLinuxShim_CLONE_NEWNET) != 0 {
-                task.enterError = KernelError("setns into \(task.path)", errno: errno)
-            } else {
-                task.body()
-            }
-            return nil
-        }, context)
-        if rc != 0 {
-            Unmanaged<NamespaceThreadTask>.fromOpaque(context).release()
-            throw KernelError("pthread_create for namespace \(path)", errno: rc)
-        }
-        pthread_join(thread, nil)
-        if let enterError { throw enterError }
     }
 }

@@ -38,28 +38,23 @@ public final class RouteSocket {
     }
 
     /// A socket in `namespace`: created on a thread that entered it, used from any thread after.
-    public convenience init(in namespace: NetworkNamespace) throws(KernelError) {
-        let created: RouteSocketBox
-        do {
-            created = try namespace.run { try RouteSocketBox(RouteSocket()) }
-        } catch let error as KernelError {
-            throw error
-        } catch {
-            throw KernelError("open a netlink socket in \(namespace.path): \(error)", errno: EINVAL)
+    public init(in namespace: NetworkNamespace) throws(KernelError) {
+        let fd = CLinuxShim_socket_in_netns(namespace.fd, AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
+        guard fd >= 0 else { throw KernelError("open a netlink socket in \(namespace.path)", errno: errno) }
+        guard let socket = nl_socket_alloc() else {
+            close(fd)
+            throw KernelError("nl_socket_alloc", errno: ENOMEM)
         }
-        self.init(adopting: created.take())
+        let rc = nl_socket_set_fd(socket, NETLINK_ROUTE, fd)
+        if rc < 0 {
+            close(fd)
+            nl_socket_free(socket)
+            throw KernelError("adopt the netlink socket opened in \(namespace.path)", netlinkCode: rc)
+        }
+        self.socket = socket
     }
 
-    private init(adopting other: RouteSocket) {
-        socket = other.socket
-        other.disowned = true
-    }
-
-    private var disowned = false
-
-    deinit {
-        if !disowned { nl_socket_free(socket) }
-    }
+    deinit { nl_socket_free(socket) }
 
     // MARK: Links
 
@@ -207,13 +202,6 @@ public final class RouteSocket {
         default: return nil
         }
     }
-}
-
-/// Carries a socket made on the namespace thread back to the caller.
-private struct RouteSocketBox: @unchecked Sendable {
-    let socket: RouteSocket
-    init(_ socket: RouteSocket) { self.socket = socket }
-    func take() -> RouteSocket { socket }
 }
 
 public func formatMAC(_ bytes: [UInt8]) -> String {

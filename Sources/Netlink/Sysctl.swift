@@ -5,7 +5,7 @@ import Musl
 #endif
 
 /// Per-namespace sysctls under /proc/sys. The path follows the *calling thread's* network
-/// namespace, so pod-side values must be written from `NetworkNamespace.run`.
+/// namespace: these are the node's values.
 public enum Sysctl {
     /// Reads a sysctl's value, trimmed.
     public static func read(_ name: String) throws(KernelError) -> String {

@@ -35,5 +35,13 @@ int   CLinuxShim_fstatfs_type(int fd, long *type);
 /* The process environment (environ), so Swift code need not name the C global. */
 char **CLinuxShim_environ(void);
 
+/* socket(2) created inside the network namespace `nsfd`, then bind(2) to a kernel-chosen address
+ * of `family` (netlink: a port id), and returned to the caller: a socket stays in the namespace
+ * it was created in. setns changes only the calling thread, so the work runs on a short-lived
+ * thread of its own with a small stack that runs no Swift and allocates nothing; the caller's
+ * thread never leaves its namespace. Returns the fd, or -1 with errno set (from setns, socket,
+ * bind or pthread_create). */
+int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol);
+
 #endif /* __linux__ */
 #endif
