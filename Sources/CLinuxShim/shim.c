@@ -5,10 +5,13 @@
 #include "CLinuxShim.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <sys/random.h>
@@ -117,4 +120,132 @@ int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol) {
         return -1;
     }
     return request.fd;
+}
+
+struct CLinuxShim_netlink_call {
+    pthread_t thread;
+    int socket_fd;
+    int done_fd;
+    size_t length;
+    int result;
+    unsigned char message[];
+};
+
+static int netlink_call_transact(struct CLinuxShim_netlink_call *call) {
+    ssize_t sent;
+    do { sent = send(call->socket_fd, call->message, call->length, 0); } while (sent < 0 && errno == EINTR);
+    if (sent < 0) return -errno;
+    const struct nlmsghdr *request = (const struct nlmsghdr *)call->message;
+    /* 8 KiB holds any ack of a request we send (the echoed request is small). */
+    unsigned char buffer[8192];
+    for (;;) {
+        ssize_t received = recv(call->socket_fd, buffer, sizeof buffer, 0);
+        if (received < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        for (struct nlmsghdr *reply = (struct nlmsghdr *)buffer; NLMSG_OK(reply, (size_t)received);
+             reply = NLMSG_NEXT(reply, received)) {
+            if (reply->nlmsg_seq != request->nlmsg_seq) continue;
+            if (reply->nlmsg_type == NLMSG_ERROR) {
+                if (reply->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) return -EBADMSG;
+                return ((const struct nlmsgerr *)NLMSG_DATA(reply))->error;
+            }
+        }
+    }
+}
+
+static void *netlink_call_thread(void *raw) {
+    struct CLinuxShim_netlink_call *call = raw;
+    call->result = netlink_call_transact(call);
+    uint64_t one = 1;
+    ssize_t written;
+    do { written = write(call->done_fd, &one, sizeof one); } while (written < 0 && errno == EINTR);
+    return NULL;
+}
+
+CLinuxShim_netlink_call *CLinuxShim_netlink_call_start(int protocol, const void *message, size_t length) {
+    if (length < sizeof(struct nlmsghdr)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct CLinuxShim_netlink_call *call = malloc(sizeof *call + length);
+    if (!call) return NULL;
+    memcpy(call->message, message, length);
+    call->length = length;
+    call->result = 0;
+    call->socket_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    call->done_fd = call->socket_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC);
+    int rc = call->done_fd < 0 ? errno : 0;
+    pthread_attr_t attributes;
+    if (rc == 0) rc = pthread_attr_init(&attributes);
+    if (rc == 0) {
+        rc = pthread_attr_setstacksize(&attributes, 64 * 1024);
+        if (rc == 0) rc = pthread_create(&call->thread, &attributes, netlink_call_thread, call);
+        pthread_attr_destroy(&attributes);
+    }
+    if (rc != 0) {
+        if (call->socket_fd >= 0) close(call->socket_fd);
+        if (call->done_fd >= 0) close(call->done_fd);
+        free(call);
+        errno = rc;
+        return NULL;
+    }
+    return call;
+}
+
+int CLinuxShim_netlink_call_done_fd(const CLinuxShim_netlink_call *call) { return call->done_fd; }
+
+int CLinuxShim_netlink_call_finish(CLinuxShim_netlink_call *call) {
+    pthread_join(call->thread, NULL);
+    int result = call->result;
+    close(call->socket_fd);
+    close(call->done_fd);
+    free(call);
+    return result;
+}
+
+int CLinuxShim_link_monitor_open(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0) return -1;
+    struct sockaddr_nl local;
+    memset(&local, 0, sizeof local);
+    local.nl_family = AF_NETLINK;
+    local.nl_groups = RTMGRP_LINK;
+    if (bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int CLinuxShim_link_monitor_wait_removed(int monitor, int ifindex, int done_fd) {
+    unsigned char buffer[16384];
+    for (;;) {
+        struct pollfd fds[2] = { { .fd = monitor, .events = POLLIN }, { .fd = done_fd, .events = POLLIN } };
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        /* Notifications first: the kernel announces the removal before it answers the request. */
+        while (fds[0].revents) {
+            ssize_t received = recv(monitor, buffer, sizeof buffer, 0);
+            if (received < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                return -1;
+            }
+            for (struct nlmsghdr *message = (struct nlmsghdr *)buffer; NLMSG_OK(message, (size_t)received);
+                 message = NLMSG_NEXT(message, received)) {
+                if (message->nlmsg_type != RTM_DELLINK) continue;
+                if (message->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+                const struct ifinfomsg *link = NLMSG_DATA(message);
+                /* AF_BRIDGE deletions announce a port leaving its bridge, not the link going. */
+                if (link->ifi_family == AF_UNSPEC && link->ifi_index == ifindex) return 1;
+            }
+        }
+        if (fds[1].revents) return 0;
+    }
 }

@@ -165,6 +165,23 @@ public final class RouteSocket {
         return true
     }
 
+    /// `ip link del dev <index>` for a caller with work to do while the kernel finishes it; see
+    /// `LinkDeletion`. The link is named by `link.index` and `link.name` together: the request
+    /// fails rather than delete another link that took the name.
+    public func startDeletingLink(_ link: LinkInfo) throws(KernelError) -> LinkDeletion {
+        guard let target = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
+        defer { rtnl_link_put(target) }
+        rtnl_link_set_ifindex(target, link.index)
+        rtnl_link_set_name(target, link.name)
+        var built: OpaquePointer? = nil
+        try netlinkCall("build ip link del \(link.name)") { rtnl_link_build_delete_request(target, &built) }
+        defer { nlmsg_free(built) }
+        let header = nlmsg_hdr(built)!
+        header.pointee.nlmsg_flags |= UInt16(NLM_F_REQUEST | NLM_F_ACK)
+        header.pointee.nlmsg_seq = 1
+        return try LinkDeletion(link: link, request: UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
+    }
+
     // MARK: Helpers
 
     func withLinkAddress(_ mac: [UInt8], _ body: (OpaquePointer) -> Void) throws(KernelError) {
@@ -206,4 +223,57 @@ public final class RouteSocket {
 
 public func formatMAC(_ bytes: [UInt8]) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+}
+
+/// `ip link del dev <index>`, sent from a thread of its own (`CLinuxShim_netlink_call`).
+///
+/// The kernel unlists a deleted link, flushes its addresses and routes and announces RTM_DELLINK
+/// at once, then waits for RCU grace periods (~15 ms on a 250 Hz kernel) before it answers the
+/// request. `waitUntilRemoved()` returns at the announcement, so work that must follow the
+/// removal (a DEL releasing the pod's address) can run during that wait; `finish()` waits for the
+/// answer. The listening socket is open before the request is sent, so the announcement cannot
+/// be missed, except when the kernel drops notifications under load: then `waitUntilRemoved()`
+/// says it cannot tell and the caller waits for `finish()`.
+public final class LinkDeletion {
+    public let link: LinkInfo
+    private let monitor: Int32
+    private var call: OpaquePointer?
+
+    init(link: LinkInfo, request: UnsafeRawBufferPointer) throws(KernelError) {
+        self.link = link
+        monitor = try systemCall("listen for link changes") { CLinuxShim_link_monitor_open() }
+        guard let call = CLinuxShim_netlink_call_start(NETLINK_ROUTE, request.baseAddress, request.count) else {
+            let code = errno
+            close(monitor)
+            throw KernelError("start ip link del \(link.name)", errno: code)
+        }
+        self.call = call
+    }
+
+    /// True once the kernel announced the link's removal: it is gone from the namespace with its
+    /// addresses and routes. False when the request was answered first or the announcement could
+    /// not be read; `finish()` then says what happened.
+    public func waitUntilRemoved() -> Bool {
+        guard let call else { return false }
+        return CLinuxShim_link_monitor_wait_removed(monitor, link.index, CLinuxShim_netlink_call_done_fd(call)) == 1
+    }
+
+    /// Waits for the kernel's answer. Returns false when the link was already gone.
+    @discardableResult
+    public func finish() throws(KernelError) -> Bool {
+        guard let call else { return true }
+        self.call = nil
+        let rc = CLinuxShim_netlink_call_finish(call)
+        if rc < 0 {
+            let error = KernelError("ip link del \(link.name)", errno: -rc)
+            if error.isNotFound { return false }
+            throw error
+        }
+        return true
+    }
+
+    deinit {
+        if let call { _ = CLinuxShim_netlink_call_finish(call) }
+        close(monitor)
+    }
 }

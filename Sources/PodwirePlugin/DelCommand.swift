@@ -8,11 +8,15 @@ import Netlink
 /// pod end, the gateway address and the host route with it. The address is released only after
 /// the interface is gone, so it cannot be handed to a new pod while still wired to the old one.
 ///
-/// First of all, the addresses leave the network's masquerade sets: found in the IPAM store, not
-/// on the (possibly gone) pod interface, so an empty CNI_NETNS leaks nothing (the reference's B6).
-/// Done first because the kernel frees removed set elements after an RCU grace period, which
-/// closing the nftables socket waits for; kept open until the veth is deleted (which waits for
-/// grace periods of its own), the socket then closes at once instead of adding ~10 ms.
+/// The kernel removes a veth at once but answers the request only after RCU grace periods (most
+/// of DEL's ~15 ms), so the bookkeeping runs in that wait: the deletion is sent from a thread of
+/// its own (`LinkDeletion`), the addresses leave the network's masquerade sets meanwhile, and
+/// IPAM releases them as soon as the kernel announces the veth gone.
+///
+/// The masquerade sets are cleaned whatever the config says now, and from the IPAM store, not
+/// the (possibly gone) pod interface, so an empty CNI_NETNS leaks nothing (the reference's B6).
+/// The kernel frees removed set elements after a grace period, which closing the nftables socket
+/// waits for: the socket stays open until the veth's own wait is over, and then closes at once.
 struct DelCommand {
     let environment: CNIEnvironment
     let config: NetworkConfig
@@ -21,6 +25,17 @@ struct DelCommand {
         let ipam = try IPAMBackend(config: config, environment: environment)
         let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
         let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+        let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
+        let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
+        // A signed veth without alias is an ADD killed between creating the pair and labelling it.
+        let ours = existing.flatMap { link in
+            link.kind == "veth" && (link.alias == alias || (link.alias.isEmpty && HostVeth.isSigned(name: link.name, mac: link.mac)))
+                ? link : nil
+        }
+        let deletion = try ours.map { link throws(CNIError) in
+            try kernel("delete \(hostName)") { () throws(KernelError) in try hostSocket.startDeletingLink(link) }
+        }
+
         // A failure here must not keep the veth: it is reported after, before IPAM would release
         // addresses still in the masq sets (the runtime retries DEL).
         var masquerade: MasqueradeTable?
@@ -31,18 +46,19 @@ struct DelCommand {
             masqueradeFailure = error
         }
         defer { withExtendedLifetime(masquerade) {} }
-        let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
 
-        let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
-        if let existing, existing.kind == "veth",
-           existing.alias == alias || (existing.alias.isEmpty && HostVeth.isSigned(name: existing.name, mac: existing.mac)) {
-            // A signed veth without alias is an ADD killed between creating the pair and labelling it.
-            try kernel("delete \(hostName)") { () throws(KernelError) in _ = try hostSocket.deleteLink(named: hostName) }
+        var released = false
+        if let deletion {
+            if masqueradeFailure == nil && deletion.waitUntilRemoved() {
+                try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
+                released = true
+            }
+            try kernel("delete \(hostName)") { () throws(KernelError) in _ = try deletion.finish() }
         } else if !environment.netns.isEmpty {
             try deletePodEnd()
         }
         if let masqueradeFailure { throw masqueradeFailure }
-        try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
+        if !released { try ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
     }
 
     /// Takes the attachment's addresses out of the masq sets, whatever `ipMasq` says now: the
@@ -52,7 +68,7 @@ struct DelCommand {
     /// podwire-ipam's store says which addresses the attachment holds, before they are released.
     /// A delegated IPAM has no store to ask: the elements themselves name their owner (and an
     /// uncommented element counts when prevResult lists its address).
-    /// Returns the table, whose socket the caller keeps open while it deletes the veth.
+    /// Returns the table, whose socket the caller keeps open until the veth is deleted.
     func removeMasquerade(_ ipam: IPAMBackend) throws(CNIError) -> MasqueradeTable {
         let table = MasqueradeTable(network: config.name)
         let doing = "stop masquerading \(environment.containerID)/\(environment.ifname) in nftables table inet \(table.name)"

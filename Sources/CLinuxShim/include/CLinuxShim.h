@@ -43,5 +43,23 @@ char **CLinuxShim_environ(void);
  * bind or pthread_create). */
 int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol);
 
+/* A netlink request that the kernel takes long to answer, sent from a thread of its own so the
+ * caller can work meanwhile. `start` copies the message (one complete nlmsghdr with NLM_F_ACK),
+ * opens a socket of `protocol` in the caller's namespace and sends it from a new thread; NULL
+ * with errno set on failure. `done_fd` becomes readable when the kernel has answered. `finish`
+ * waits for the answer, frees everything and returns 0 or the kernel's -errno. */
+typedef struct CLinuxShim_netlink_call CLinuxShim_netlink_call;
+CLinuxShim_netlink_call *CLinuxShim_netlink_call_start(int protocol, const void *message, size_t length);
+int CLinuxShim_netlink_call_done_fd(const CLinuxShim_netlink_call *call);
+int CLinuxShim_netlink_call_finish(CLinuxShim_netlink_call *call);
+
+/* A NETLINK_ROUTE socket in the caller's namespace that receives link notifications (RTMGRP_LINK).
+ * Returns the fd, or -1 with errno set. */
+int CLinuxShim_link_monitor_open(void);
+/* Reads `monitor` until it announces RTM_DELLINK for `ifindex` (returns 1) or `done_fd` becomes
+ * readable first (returns 0). Returns -1 with errno set when the monitor fails, ENOBUFS when the
+ * kernel dropped notifications: the caller then cannot tell, and must wait for the request. */
+int CLinuxShim_link_monitor_wait_removed(int monitor, int ifindex, int done_fd);
+
 #endif /* __linux__ */
 #endif
