@@ -2,7 +2,7 @@
 # podwire against the reference ptp + host-local, side by side in one run, inside a private
 # user + network + mount namespace (this machine's own network is never touched).
 #
-#   Scripts/bench.sh                 # full run (about 3-4 minutes on 2 cores)
+#   Scripts/bench.sh                 # full run (about 5-6 minutes on 2 cores)
 #   BENCH_QUICK=1 Scripts/bench.sh   # a smoke run with few iterations and pods
 #
 # Writes bench-results/latest.json, latest.md (the table the README shows) and
@@ -38,7 +38,7 @@ mkdir -p /run/netns
 if [ -n "${BENCH_QUICK:-}" ]; then
     set -- --iterations 5 --counts 0,20 --parallel 5 --parallel-rounds 1
 else
-    set -- --iterations "${BENCH_ITERATIONS:-40}" --counts 0,250,1000 --parallel 20,100 --parallel-rounds 3
+    set -- --iterations "${BENCH_ITERATIONS:-100}" --counts 0,250,1000 --parallel 20,100 --parallel-rounds 3
 fi
 masq=(--masq)
 [ "${BENCH_MASQ:-1}" = 0 ] && masq=()
