@@ -166,13 +166,12 @@ public final class RouteSocket {
     }
 
     /// `ip link del dev <index>` for a caller with work to do while the kernel finishes it; see
-    /// `LinkDeletion`. The link is named by `link.index` and `link.name` together: the request
-    /// fails rather than delete another link that took the name.
+    /// `LinkDeletion`. The link is named by its index, not its name: the kernel hands indexes out
+    /// cyclically, so a link that took the name since `link` was looked up is left alone.
     public func startDeletingLink(_ link: LinkInfo) throws(KernelError) -> LinkDeletion {
         guard let target = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
         defer { rtnl_link_put(target) }
         rtnl_link_set_ifindex(target, link.index)
-        rtnl_link_set_name(target, link.name)
         var built: OpaquePointer? = nil
         try netlinkCall("build ip link del \(link.name)") { rtnl_link_build_delete_request(target, &built) }
         defer { nlmsg_free(built) }
