@@ -36,9 +36,10 @@ bin_dir=$2 tools=$3 machine=$4
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/netns
 if [ -n "${BENCH_QUICK:-}" ]; then
-    set -- --iterations 5 --counts 0,20 --parallel 5 --parallel-rounds 1
+    set -- --iterations 5 --counts 0,20 --parallel 5 --parallel-rounds 1 --dual-stack-iterations 2
 else
-    set -- --iterations "${BENCH_ITERATIONS:-100}" --counts 0,250,1000 --parallel 20,100 --parallel-rounds 3
+    set -- --iterations "${BENCH_ITERATIONS:-100}" --counts 0,250,1000 --parallel 20,100 --parallel-rounds 3 \
+        --dual-stack-iterations "${BENCH_DUAL_STACK_ITERATIONS:-20}"
 fi
 masq=(--masq)
 [ "${BENCH_MASQ:-1}" = 0 ] && masq=()

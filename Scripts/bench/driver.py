@@ -49,24 +49,24 @@ class Node:
 
 PODWIRE_SUBNET = "10.244.0.0/17"
 REFERENCE_SUBNET = "10.244.128.0/17"
+PODWIRE_SUBNET6 = "fd00:10:244::/64"
+REFERENCE_SUBNET6 = "fd00:10:244:1::/64"
 
 
-def config(kind, bins, ip_masq=False, cni_version="1.0.0"):
+def config(kind, ip_masq=False, dual_stack=False, cni_version="1.0.0"):
+    ranges = [[{"subnet": PODWIRE_SUBNET if kind == "podwire" else REFERENCE_SUBNET}]]
+    routes = [{"dst": "0.0.0.0/0"}]
+    if dual_stack:
+        ranges.append([{"subnet": PODWIRE_SUBNET6 if kind == "podwire" else REFERENCE_SUBNET6}])
+        routes.append({"dst": "::/0"})
     if kind == "podwire":
-        plugin = {"type": "podwire", "ipam": {"type": "podwire-ipam", "dataDir": "/run/bench-ipam",
-                                              "ranges": [[{"subnet": PODWIRE_SUBNET}]],
-                                              "routes": [{"dst": "0.0.0.0/0"}]}}
-        name = "bench-podwire"
+        plugin = {"type": "podwire", "ipam": {"type": "podwire-ipam", "dataDir": "/run/bench-ipam", "ranges": ranges, "routes": routes}}
     else:
-        plugin = {"type": "ptp", "ipam": {"type": "host-local", "dataDir": "/run/bench-ipam",
-                                          "ranges": [[{"subnet": REFERENCE_SUBNET}]],
-                                          "routes": [{"dst": "0.0.0.0/0"}]}}
-        name = "bench-reference"
+        plugin = {"type": "ptp", "ipam": {"type": "host-local", "dataDir": "/run/bench-ipam", "ranges": ranges, "routes": routes}}
+    name = f"bench-{kind}" + ("-masq" if ip_masq else "") + ("-dual" if dual_stack else "")
     plugin.update({"cniVersion": cni_version, "name": name, "mtu": 1500})
     if ip_masq:
         plugin["ipMasq"] = True
-        name += "-masq"
-        plugin["name"] = name
     return json.dumps(plugin).encode()
 
 
@@ -254,6 +254,7 @@ def main():
     parser.add_argument("--parallel", default="20,100")
     parser.add_argument("--parallel-rounds", type=int, default=3)
     parser.add_argument("--masq", action="store_true", help="also measure ipMasq (needs podwire ipMasq support)")
+    parser.add_argument("--dual-stack-iterations", type=int, default=0, help="also measure dual-stack pods (0: skip)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -267,7 +268,7 @@ def main():
         "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir, reference_node),
     }
     floor = Floor(args.veth_floor, args.nothing, floor_node)
-    confs = {k: config(k, None) for k in plugins}
+    confs = {k: config(k) for k in plugins}
     results = {"iterations": args.iterations, "scenarios": {}, "date": time.strftime("%Y-%m-%d")}
 
     print("floor in a tight loop (for comparison only)", flush=True)
@@ -285,8 +286,13 @@ def main():
 
     if args.masq:
         # On the empty node, like the first row, so the two rows differ only by ipMasq.
-        masq_confs = {k: config(k, None, ip_masq=True) for k in plugins}
+        masq_confs = {k: config(k, ip_masq=True) for k in plugins}
         record("masq", *timed_pairs(plugins, masq_confs, args.iterations, "ipMasq, empty node", "masq"))
+
+    if args.dual_stack_iterations:
+        # The reference waits for IPv6 DAD inside the pod (about 1-2 s per ADD), hence fewer runs.
+        dual_confs = {k: config(k, dual_stack=True) for k in plugins}
+        record("dual", *timed_pairs(plugins, dual_confs, args.dual_stack_iterations, "dual-stack, empty node", "dual"))
 
     present = 0
     for count in [int(c) for c in args.counts.split(",")]:

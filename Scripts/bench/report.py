@@ -15,20 +15,21 @@ def main():
     with open(results_path) as handle:
         results = json.load(handle)
     scenarios = results["scenarios"]
-    lines = [f"Measured {results['date']} on {machine}; {results['iterations']} runs per row, podwire, the reference "
+    dual_runs = f" ({scenarios['dual']['podwire']['add']['n']} for dual-stack, where the reference waits for IPv6 DAD)" if "dual" in scenarios else ""
+    lines = [f"Measured {results['date']} on {machine}; {results['iterations']} runs per row{dual_runs}, podwire, the reference "
              "and the floor taking turns.",
              "Times in ms, median (p99), each plugin exec'd as a runtime does (fork/exec, env, stdin) "
              "on a node of its own (a private network namespace). Lower is better.", "",
              "| scenario | podwire | reference ptp + host-local | reference / podwire | target |",
              "|---|---|---|---|---|"]
-    targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×"}
+    targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×", "dual": ""}
     for key, label in [("0", "ADD, empty node"), ("250", "ADD, 250 pods present"), ("1000", "ADD, 1000 pods present"),
-                       ("masq", "ADD with ipMasq, empty node")]:
+                       ("masq", "ADD with ipMasq, empty node"), ("dual", "ADD, dual-stack pod, empty node")]:
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["add"], scenarios[key]["reference"]["add"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {targets[key]} |")
     for key, label in [("0", "DEL, empty node"), ("250", "DEL, 250 pods present"), ("1000", "DEL, 1000 pods present"),
-                       ("masq", "DEL with ipMasq, empty node")]:
+                       ("masq", "DEL with ipMasq, empty node"), ("dual", "DEL, dual-stack pod, empty node")]:
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["del"], scenarios[key]["reference"]["del"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | |")
