@@ -37,7 +37,6 @@ const unsigned int CLinuxShim_IFA_F_NODAD = IFA_F_NODAD;
 const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE = IFA_F_NOPREFIXROUTE;
 
 const unsigned char CLinuxShim_RTPROT_BOOT = RTPROT_BOOT;
-const unsigned char CLinuxShim_RTPROT_KERNEL = RTPROT_KERNEL;
 
 int CLinuxShim_setns(int fd, int nstype) { return setns(fd, nstype); }
 

@@ -75,21 +75,6 @@ extension RouteSocket {
         try netlinkCall("ip route \(mode == .replace ? "replace" : "add") \(spec)") { rtnl_route_add(socket, route, flags) }
     }
 
-    /// `ip route del <spec>`. Returns false when no such route existed.
-    @discardableResult
-    public func deleteRoute(_ spec: RouteSpec) throws(KernelError) -> Bool {
-        let route = try buildRoute(spec)
-        defer { rtnl_route_put(route) }
-        let rc = rtnl_route_delete(socket, route, 0)
-        if rc < 0 {
-            let error = KernelError("ip route del \(spec)", netlinkCode: rc)
-            // The kernel answers ESRCH for a missing route, which libnl maps to NLE_OBJ_NOTFOUND.
-            if error.isNotFound { return false }
-            throw error
-        }
-        return true
-    }
-
     /// `ip route show table all` for one family, as specs (single-nexthop routes; multipath ones
     /// are reported by their first nexthop).
     public func routes(family: IPFamily) throws(KernelError) -> [RouteSpec] {

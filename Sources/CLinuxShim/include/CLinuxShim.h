@@ -20,9 +20,8 @@ extern const long CLinuxShim_PROC_SUPER_MAGIC;
 extern const unsigned int CLinuxShim_IFA_F_NODAD;
 extern const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE;
 
-/* Route protocol and scope values ip(8) prints as "boot", "kernel", "host", "link". */
+/* The route protocol ip(8) prints as "boot": what routes added by a plugin carry. */
 extern const unsigned char CLinuxShim_RTPROT_BOOT;
-extern const unsigned char CLinuxShim_RTPROT_KERNEL;
 
 int   CLinuxShim_setns(int fd, int nstype);
 int   CLinuxShim_unshare(int flags);
