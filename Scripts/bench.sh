@@ -23,6 +23,12 @@ if [ "${1:-}" != "--inside" ]; then
     trap 'rm -rf "$tools"' EXIT
     gcc -O2 -o "$tools/veth-floor" Scripts/bench/veth-floor.c
     gcc -O2 -static -o "$tools/nothing" Scripts/bench/nothing.c
+    # The static glibc link warns about dlopen/getaddrinfo; show the log only if the build fails.
+    if ! swiftc -O -static-executable -Xlinker -s -module-cache-path "$tools/module-cache" \
+            -o "$tools/nothing-swift" Scripts/bench/nothing-swift.swift 2>"$tools/swiftc.log"; then
+        cat "$tools/swiftc.log" >&2
+        exit 1
+    fi
     gcc -O2 -o "$tools/peak-rss" Scripts/bench/peak-rss.c
     echo "== ldd of the release binary (must name neither a Swift runtime nor libnl)"
     ldd "$bin_dir/podwire" 2>&1 | sed 's/^/    /' || true
@@ -43,6 +49,6 @@ else
 fi
 masq=(--masq)
 [ "${BENCH_MASQ:-1}" = 0 ] && masq=()
-python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --nothing "$tools/nothing" \
+python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --nothing "$tools/nothing" --nothing-swift "$tools/nothing-swift" \
     --peak-rss "$tools/peak-rss" "${masq[@]}" --out bench-results/latest.json "$@"
 python3 Scripts/bench/report.py bench-results/latest.json bench-results "$machine"

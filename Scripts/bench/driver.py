@@ -116,16 +116,19 @@ class Floor:
     brought up, then deleted (veth-floor, timed around its netlink requests only), and the exec of a
     do-nothing static binary (timed as the plugins are)."""
 
-    def __init__(self, veth_tool, nothing, node):
+    KEYS = ("veth_create", "veth_delete", "exec_nothing", "exec_nothing_swift")
+
+    def __init__(self, veth_tool, nothing, nothing_swift, node):
         self.veth_tool = veth_tool
         self.nothing = nothing
+        self.nothing_swift = nothing_swift
         self.node = node
 
     def sample(self, netns):
         self.node.enter()
         output = subprocess.run([self.veth_tool, netns, "1", "up"], check=True, capture_output=True).stdout.decode()
         create, delete = (int(x) / 1e6 for x in output.split())
-        return create, delete, exec_nothing(self.nothing)
+        return create, delete, exec_nothing(self.nothing), exec_nothing(self.nothing_swift)
 
 
 def timed_pairs(plugins, confs, iterations, label, prefix, floor=None):
@@ -134,13 +137,13 @@ def timed_pairs(plugins, confs, iterations, label, prefix, floor=None):
     entrants = list(plugins) + (["floor"] if floor else [])
     add_netns([f"{prefix}-{k}-{i}" for k in entrants for i in range(iterations)])
     samples = {k: {"add": [], "del": []} for k in plugins}
-    floor_samples = {"veth_create": [], "veth_delete": [], "exec_nothing": []}
+    floor_samples = {key: [] for key in Floor.KEYS}
     for i in range(iterations):
         shift = i % len(entrants)
         for kind in entrants[shift:] + entrants[:shift]:
             netns = f"/run/netns/{prefix}-{kind}-{i}"
             if kind == "floor":
-                for key, value in zip(("veth_create", "veth_delete", "exec_nothing"), floor.sample(netns)):
+                for key, value in zip(Floor.KEYS, floor.sample(netns)):
                     floor_samples[key].append(value)
                 continue
             container = f"{prefix}-{kind}-{i}"
@@ -248,6 +251,7 @@ def main():
     parser.add_argument("--reference-dir", default="/usr/lib/cni")
     parser.add_argument("--veth-floor", required=True)
     parser.add_argument("--nothing", required=True)
+    parser.add_argument("--nothing-swift", required=True)
     parser.add_argument("--peak-rss", required=True)
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--counts", default="0,250,1000")
@@ -267,7 +271,7 @@ def main():
                           podwire_node),
         "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir, reference_node),
     }
-    floor = Floor(args.veth_floor, args.nothing, floor_node)
+    floor = Floor(args.veth_floor, args.nothing, args.nothing_swift, floor_node)
     confs = {k: config(k) for k in plugins}
     results = {"iterations": args.iterations, "scenarios": {}, "date": time.strftime("%Y-%m-%d")}
 

@@ -50,6 +50,10 @@ def main():
               f"| kernel: create a veth pair with the peer born in another netns, and bring the peer up (two RTM_NEWLINK) | {floor['veth_create']:.2f} | | |",
               f"| ADD floor = the two above | {add_floor:.2f} | {empty['podwire']['add']['median'] / add_floor:.2f}× | ≤ 1.5× |",
               f"| DEL floor = kernel: delete that bare veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
+    if "exec_nothing_swift" in floor:
+        swift_floor = floor["exec_nothing_swift"] + floor["veth_create"]
+        lines += [f"| for information: exec of the same do-nothing binary in static Swift, built like podwire | {floor['exec_nothing_swift']:.2f} | | |",
+                  f"| for information: ADD floor with the Swift binary | {swift_floor:.2f} | {empty['podwire']['add']['median'] / swift_floor:.2f}× | |"]
     if "1000" in scenarios:
         growth = scenarios["1000"]["podwire"]["add"]["median"] / empty["podwire"]["add"]["median"]
         lines.append(f"| podwire ADD with 1000 pods / ADD on an empty node | | {growth:.2f}× | ≤ 1.2× |")
