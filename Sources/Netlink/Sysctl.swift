@@ -33,6 +33,26 @@ public enum Sysctl {
         if (try? read(name)) == value { return }
         try set(name, to: value)
     }
+
+    /// `ensure`, holding an exclusive flock on the sysctl's file from the read to the write, so
+    /// that podwire processes starting pods at once check and write it one at a time.
+    ///
+    /// For the `forwarding` switches that matters: the kernel applies such a write under the
+    /// rtnl lock, and when that is busy (another pod's veth being created) it puts the old value
+    /// back and restarts the write. A concurrent writer can read the value in between, or apply
+    /// it while it is put back: 40 ADDs at once on a fresh node ended with ip_forward 1 and every
+    /// interface's forwarding flag 0.
+    public static func ensureSerialized(_ name: String, is value: String) throws(KernelError) {
+        let path = "/proc/sys/" + name
+        let fd = try systemCall("open \(path)") { open(path, O_RDWR | O_CLOEXEC) }
+        defer { close(fd) } // releases the lock
+        try systemCall("lock \(path)") { flock(fd, LOCK_EX) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try systemCall("read \(path)") { Int32(buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }) }
+        if String(decoding: buffer[0..<Int(count)], as: UTF8.self).trimmingCharacters(in: " \n\t") == value { return }
+        let text = Array((value + "\n").utf8)
+        try systemCall("sysctl -w \(name)=\(value)") { Int32(text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }) }
+    }
 }
 
 extension String {

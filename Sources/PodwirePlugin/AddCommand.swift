@@ -34,20 +34,38 @@ struct AddCommand {
                            details: "CNI_IFNAME must name an interface the pod does not have yet; DEL the attachment first")
         }
 
-        var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
-        var rollback = Rollback()
-        rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
-        do {
-            let addresses = try validatedAddresses(allocation)
-            let mtu = try resolveMTU(hostSocket)
-            try enableForwarding(for: addresses)
+        let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
+        let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
+        let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
 
-            let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
-            let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
-            let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
-            try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
-                               podNamespace: podNamespace, mtu: mtu)
+        // The kernel's creation of the veth pair and IPAM's file work need nothing from each
+        // other, so the pair is created on a worker thread (the host socket is its alone until
+        // the join) while this thread runs IPAM. Whichever fails, the other is undone; IPAM's
+        // error wins, as if IPAM had run first.
+        var vethOutcome: Result<Int, CNIError>? = nil
+        let vethThread = WorkerThread {
+            vethOutcome = Result { () throws(CNIError) -> Int in
+                let mtu = try resolveMTU(hostSocket)
+                try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
+                                   podNamespace: podNamespace, mtu: mtu)
+                return mtu
+            }
+        }
+        let ipamOutcome = Result { () throws(CNIError) in try ipam.add(containerID: environment.containerID, ifname: environment.ifname) }
+        vethThread.join()
+
+        var rollback = Rollback()
+        if case .success = ipamOutcome {
+            rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
+        }
+        if case .success = vethOutcome! {
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
+        }
+        do {
+            var allocation = try ipamOutcome.get()
+            let mtu = try vethOutcome!.get()
+            let addresses = try validatedAddresses(allocation)
+            try enableForwarding(for: addresses)
             try prepareHostEnd(hostName, addresses: addresses)
             let hostLink = try bringUpHostEnd(hostSocket, hostName: hostName, alias: alias)
 
@@ -103,10 +121,12 @@ struct AddCommand {
 
     func enableForwarding(for addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
         if addresses.contains(where: { $0.address.family == .v4 }) {
-            try kernel("enable IPv4 forwarding") { () throws(KernelError) in try Sysctl.ensure("net/ipv4/ip_forward", is: "1") }
+            try kernel("enable IPv4 forwarding") { () throws(KernelError) in try Sysctl.ensureSerialized("net/ipv4/ip_forward", is: "1") }
         }
         if addresses.contains(where: { $0.address.family == .v6 }) {
-            try kernel("enable IPv6 forwarding") { () throws(KernelError) in try Sysctl.ensure("net/ipv6/conf/all/forwarding", is: "1") }
+            try kernel("enable IPv6 forwarding") { () throws(KernelError) in
+                try Sysctl.ensureSerialized("net/ipv6/conf/all/forwarding", is: "1")
+            }
         }
     }
 
@@ -148,7 +168,16 @@ struct AddCommand {
     /// carries a link-local address, an fe80::/64 and an ff00::/8 route, and the kernel walks all
     /// of the node's IPv6 routes on each link event: a veth created next to 1000 pods took about
     /// 1.5 ms longer than on an empty node. A kernel without IPv6 has nothing to switch off.
+    ///
+    /// IPv4 forwarding is switched on for the host end itself too: the kernel decides by the
+    /// receiving interface's flag, and a node's `default` flag can be left 0 by concurrent
+    /// writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
     func prepareHostEnd(_ hostName: String, addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
+        if addresses.contains(where: { $0.address.family == .v4 }) {
+            try kernel("enable IPv4 forwarding on \(hostName)") { () throws(KernelError) in
+                try Sysctl.set("net/ipv4/conf/\(hostName)/forwarding", to: "1")
+            }
+        }
         if addresses.contains(where: { $0.address.family == .v6 }) {
             try kernel("disable DAD on \(hostName)") { () throws(KernelError) in
                 try Sysctl.ensure("net/ipv6/conf/\(hostName)/accept_dad", is: "0")

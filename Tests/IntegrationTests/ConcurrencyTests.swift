@@ -36,6 +36,12 @@ struct StormConcurrencyTests {
         try #require(attachments.count == 40, "only \(attachments.count) ADDs produced a result")
         try expectWired(attachments, in: try storm.snapshot(), poolSize: 253)
         #expect(try storm.node.sysctl("net.ipv4.ip_forward") == "1")
+        // 40 writers of ip_forward at once once left it 1 with every interface's flag 0 (a kernel
+        // race when the rtnl lock is busy): the switch, the node's default and each host veth.
+        #expect(try storm.node.sysctl("net.ipv4.conf.default.forwarding") == "1")
+        for attachment in attachments {
+            #expect(try storm.node.sysctl("net.ipv4.conf.\(attachment.hostVeth).forwarding") == "1", "\(attachment.hostVeth) does not forward")
+        }
 
         // A sample of pods reach each other through the node.
         var pairs: [(StormAttachment, StormAttachment)] = [(attachments[0], attachments[39])]
