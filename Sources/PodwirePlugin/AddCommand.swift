@@ -34,38 +34,20 @@ struct AddCommand {
                            details: "CNI_IFNAME must name an interface the pod does not have yet; DEL the attachment first")
         }
 
-        let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
-        let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
-        let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
-
-        // The kernel's creation of the veth pair and IPAM's file work need nothing from each
-        // other, so the pair is created on a worker thread (the host socket is its alone until
-        // the join) while this thread runs IPAM. Whichever fails, the other is undone; IPAM's
-        // error wins, as if IPAM had run first.
-        var vethOutcome: Result<Int, CNIError>? = nil
-        let vethThread = WorkerThread {
-            vethOutcome = Result { () throws(CNIError) -> Int in
-                let mtu = try resolveMTU(hostSocket)
-                try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
-                                   podNamespace: podNamespace, mtu: mtu)
-                return mtu
-            }
-        }
-        let ipamOutcome = Result { () throws(CNIError) in try ipam.add(containerID: environment.containerID, ifname: environment.ifname) }
-        vethThread.join()
-
+        var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
         var rollback = Rollback()
-        if case .success = ipamOutcome {
-            rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
-        }
-        if case .success = vethOutcome! {
-            rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
-        }
+        rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
         do {
-            var allocation = try ipamOutcome.get()
-            let mtu = try vethOutcome!.get()
             let addresses = try validatedAddresses(allocation)
+            let mtu = try resolveMTU(hostSocket)
             try enableForwarding(for: addresses)
+
+            let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
+            let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
+            let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+            try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
+                               podNamespace: podNamespace, mtu: mtu)
+            rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
             try prepareHostEnd(hostName, addresses: addresses)
             let hostLink = try bringUpHostEnd(hostSocket, hostName: hostName, alias: alias)
 
