@@ -273,6 +273,14 @@ def main():
     }
     floor = Floor(args.veth_floor, args.nothing, args.nothing_swift, floor_node)
     confs = {k: config(k) for k in plugins}
+    # podwire once more on a node that stays empty, in the same rotation as the populated nodes:
+    # "ADD with 1000 pods against ADD on an empty node" then compares runs taken side by side,
+    # not minutes apart (the machine drifts by more than the difference being measured).
+    with_empty = dict(plugins, **{"podwire-empty": Plugin("podwire-empty", plugins["podwire"].binary,
+                                                          plugins["podwire"].cni_path, Node.create("node-podwire-empty"))})
+    empty_conf = json.loads(confs["podwire"])
+    empty_conf["name"] += "-empty"  # a store of its own, empty too
+    confs_with_empty = dict(confs, **{"podwire-empty": json.dumps(empty_conf).encode()})
     results = {"iterations": args.iterations, "scenarios": {}, "date": time.strftime("%Y-%m-%d")}
 
     print("floor in a tight loop (for comparison only)", flush=True)
@@ -304,7 +312,7 @@ def main():
             print(f"populating to {count} pods per plugin", flush=True)
             populate(plugins, confs, present, count)
             present = count
-        record(str(count), *timed_pairs(plugins, confs, args.iterations, f"{count} pods", f"t{count}", floor))
+        record(str(count), *timed_pairs(with_empty, confs_with_empty, args.iterations, f"{count} pods", f"t{count}", floor))
 
     results["parallel"] = {}
     for count in [int(c) for c in args.parallel.split(",") if c]:
