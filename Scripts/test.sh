@@ -14,6 +14,11 @@ if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
     export PATH="/opt/swift/usr/bin:$PATH"
 fi
 
+# The README tells people to run these directly: a clone must give them the executable bit.
+for script in Scripts/demo.sh Scripts/test.sh Scripts/bench.sh Scripts/install.sh Scripts/fuzz.sh .ci/run; do
+    [ -x "$script" ] || { echo "test.sh: $script is not executable (git update-index --chmod=+x $script)" >&2; exit 1; }
+done
+
 echo "== build (warnings are failures)"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
