@@ -131,14 +131,14 @@ public final class RouteSocket {
 
     /// `ip link set dev <index> [alias <alias>] up`, in one request.
     public func setUp(linkIndex: Int32, alias: String? = nil) throws(KernelError) {
-        let operation = "ip link set dev \(linkIndex)" + (alias.map { " alias \($0)" } ?? "") + " up"
-        try changeLink(index: linkIndex, operation: operation) {
+        try changeLink(index: linkIndex, operation: "ip link set dev \(linkIndex)" + (alias.map { " alias \($0)" } ?? "") + " up") {
             if let alias { rtnl_link_set_ifalias($0, alias) }
             rtnl_link_set_flags($0, UInt32(IFF_UP))
         }
     }
 
-    private func changeLink(index: Int32, operation: String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
+    /// `operation` is only built when the kernel refuses: the message for an error, not work on every ADD.
+    private func changeLink(index: Int32, operation: @autoclosure () -> String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
         guard let target = rtnl_link_alloc(), let change = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
         defer {
             rtnl_link_put(target)
@@ -146,7 +146,7 @@ public final class RouteSocket {
         }
         rtnl_link_set_ifindex(target, index)
         apply(change)
-        try netlinkCall(operation) { rtnl_link_change(socket, target, change, 0) }
+        try netlinkCall(operation()) { rtnl_link_change(socket, target, change, 0) }
     }
 
     /// `ip link del <name>`. Returns false when the link was already gone (DEL is idempotent).
