@@ -28,6 +28,7 @@ if [ "${1:-}" != "--inside" ]; then
     Scripts/install.sh --release-dir "$release_dir" --bin-dir "$bin_dir" --conf-dir "$tools/net.d" >/dev/null
     mkdir -p "$tools/build"
     gcc -O2 -o "$tools/veth-floor" Scripts/bench/veth-floor.c
+    gcc -O2 -o "$tools/wire-floor" Scripts/bench/wire-floor.c
     gcc -O2 -static -o "$tools/build/nothing" Scripts/bench/nothing.c
     # The static glibc link warns about dlopen/getaddrinfo; show the log only if the build fails.
     if ! swiftc -O -static-executable -Xlinker -s -module-cache-path "$tools/module-cache" \
@@ -56,6 +57,6 @@ else
 fi
 masq=(--masq)
 [ "${BENCH_MASQ:-1}" = 0 ] && masq=()
-python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --nothing "$tools/nothing" --nothing-swift "$tools/nothing-swift" \
+python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --wire-floor "$tools/wire-floor" --nothing "$tools/nothing" --nothing-swift "$tools/nothing-swift" \
     --peak-rss "$tools/peak-rss" "${masq[@]}" --out bench-results/latest.json "$@"
 python3 Scripts/bench/report.py bench-results/latest.json bench-results "$machine"

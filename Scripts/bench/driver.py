@@ -116,10 +116,11 @@ class Floor:
     brought up, then deleted (veth-floor, timed around its netlink requests only), and the exec of a
     do-nothing static binary (timed as the plugins are)."""
 
-    KEYS = ("veth_create", "veth_delete", "exec_nothing", "exec_nothing_swift")
+    KEYS = ("veth_create", "veth_delete", "exec_nothing", "exec_nothing_swift", "kernel_wiring")
 
-    def __init__(self, veth_tool, nothing, nothing_swift, node):
+    def __init__(self, veth_tool, wire_tool, nothing, nothing_swift, node):
         self.veth_tool = veth_tool
+        self.wire_tool = wire_tool
         self.nothing = nothing
         self.nothing_swift = nothing_swift
         self.node = node
@@ -128,7 +129,9 @@ class Floor:
         self.node.enter()
         output = subprocess.run([self.veth_tool, netns, "1", "up"], check=True, capture_output=True).stdout.decode()
         create, delete = (int(x) / 1e6 for x in output.split())
-        return create, delete, exec_nothing(self.nothing), exec_nothing(self.nothing_swift)
+        # For information: every kernel request of a whole ADD (wire-floor.c), the pair deleted after.
+        wiring = int(subprocess.run([self.wire_tool, netns, "1"], check=True, capture_output=True).stdout) / 1e6
+        return create, delete, exec_nothing(self.nothing), exec_nothing(self.nothing_swift), wiring
 
 
 def timed_pairs(plugins, confs, iterations, label, prefix, floor=None):
@@ -250,6 +253,7 @@ def main():
     parser.add_argument("--podwire-dir", required=True)
     parser.add_argument("--reference-dir", default="/usr/lib/cni")
     parser.add_argument("--veth-floor", required=True)
+    parser.add_argument("--wire-floor", required=True)
     parser.add_argument("--nothing", required=True)
     parser.add_argument("--nothing-swift", required=True)
     parser.add_argument("--peak-rss", required=True)
@@ -271,7 +275,7 @@ def main():
                           podwire_node),
         "reference": Plugin("reference", os.path.join(args.reference_dir, "ptp"), args.reference_dir, reference_node),
     }
-    floor = Floor(args.veth_floor, args.nothing, args.nothing_swift, floor_node)
+    floor = Floor(args.veth_floor, args.wire_floor, args.nothing, args.nothing_swift, floor_node)
     confs = {k: config(k) for k in plugins}
     # podwire once more on a node that stays empty, in the same rotation as the populated nodes:
     # "ADD with 1000 pods against ADD on an empty node" then compares runs taken side by side,

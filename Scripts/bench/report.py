@@ -50,6 +50,10 @@ def main():
               f"| kernel: create a veth pair with the peer born in another netns, and bring the peer up (two RTM_NEWLINK) | {floor['veth_create']:.2f} | | |",
               f"| ADD floor = the two above | {add_floor:.2f} | {empty['podwire']['add']['median'] / add_floor:.2f}× | ≤ 1.5× |",
               f"| DEL floor = kernel: delete that bare veth pair (one RTM_DELLINK) | {del_floor:.2f} | {empty['podwire']['del']['median'] / del_floor:.2f}× | ≤ 1.15× |"]
+    if "kernel_wiring" in floor:
+        wired = floor["exec_nothing"] + floor["kernel_wiring"]
+        lines += [f"| for information: kernel: every request of a whole ADD, pod side and node side, from C (wire-floor.c) | {floor['kernel_wiring']:.2f} | | |",
+                  f"| for information: a do-nothing C exec plus that | {wired:.2f} | {empty['podwire']['add']['median'] / wired:.2f}× | |"]
     if "exec_nothing_swift" in floor:
         swift_floor = floor["exec_nothing_swift"] + floor["veth_create"]
         lines += [f"| for information: exec of the same do-nothing binary in static Swift, built like podwire | {floor['exec_nothing_swift']:.2f} | | |",
