@@ -29,24 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-union request { struct nlmsghdr header; char bytes[1024]; };
-
-static struct rtattr *put(struct nlmsghdr *h, int type, const void *data, int length) {
-    struct rtattr *attribute = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
-    attribute->rta_type = type;
-    attribute->rta_len = RTA_LENGTH(length);
-    if (length) memcpy(RTA_DATA(attribute), data, length);
-    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(attribute->rta_len);
-    return attribute;
-}
-
-static void end(struct nlmsghdr *h, struct rtattr *nest) { nest->rta_len = (char *)h + h->nlmsg_len - (char *)nest; }
-
-static long long now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
+#include "netlink-request.h"
 
 /* Sends one request and reads until its ack; returns -errno, else the ifindex of a RTM_NEWLINK
  * reply if there was one, else 0. */
