@@ -28,7 +28,9 @@ struct NFTReply {
 final class NFTSocket {
     let fd: Int32
     private var sequence: UInt32 = 0
-    private var receive = [UInt8](repeating: 0, count: NFTSocket.receiveSize)
+    /// Not zeroed: a socket that reads one short answer should not fault in 128 KiB first (a
+    /// zero-filled array cost every DEL and every ipMasq ADD 32 page faults).
+    private let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: NFTSocket.receiveSize, alignment: 16)
 
     init() throws(KernelError) {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
@@ -41,7 +43,10 @@ final class NFTSocket {
         _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_CAP_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        receive.deallocate()
+    }
 
     // MARK: Batches
 
@@ -69,14 +74,14 @@ final class NFTSocket {
         // them without blocking, as nft does.
         var refusals: [(sequence: UInt32, code: Int32, text: String?)] = []
         while true {
-            let count = recv(fd, &receive, Self.receiveSize, Int32(MSG_DONTWAIT))
+            let count = recv(fd, receive.baseAddress, Self.receiveSize, Int32(MSG_DONTWAIT))
             if count < 0 {
                 let code = errno
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 throw KernelError("read the kernel's answer to \(requests[0].what)", errno: code)
             }
-            for message in Self.messages(in: receive[0..<count]) where message.type == UInt16(NLMSG_ERROR) {
+            for message in Self.messages(in: received(count)) where message.type == UInt16(NLMSG_ERROR) {
                 guard let error = Self.errorAck(message) else { continue }
                 pending[message.sequence] = nil
                 if error.code != 0 {
@@ -112,13 +117,13 @@ final class NFTSocket {
             var replies: [NFTReply] = []
             var interrupted = false
             receiving: while true {
-                let count = recv(fd, &receive, Self.receiveSize, 0)
+                let count = recv(fd, receive.baseAddress, Self.receiveSize, 0)
                 if count < 0 {
                     if errno == EINTR { continue }
                     throw KernelError("read the answer to \(request.what)", errno: errno)
                 }
                 if count == 0 { throw KernelError("\(request.what): the kernel did not answer", errno: EPROTO) }
-                for message in Self.messages(in: receive[0..<count]) where message.sequence == sequence {
+                for message in Self.messages(in: received(count)) where message.sequence == sequence {
                     if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                     switch message.type {
                     case UInt16(NLMSG_ERROR):
@@ -148,6 +153,11 @@ final class NFTSocket {
     // MARK: Framing
 
     static let receiveSize = 1 << 17
+
+    /// The `count` bytes the last recv put in the buffer.
+    private func received(_ count: Int) -> ArraySlice<UInt8> {
+        Array(UnsafeRawBufferPointer(rebasing: receive[0..<count]))[...]
+    }
 
     static func messageType(_ message: UInt32) -> UInt16 {
         UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(message)
