@@ -42,9 +42,11 @@ let package = Package(
         .executableTarget(name: "podwire", dependencies: ["PodwirePlugin"]),
         .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin"]),
 
+        // Replayable randomness for the tests and the fuzz target (Scripts/fuzz.sh compiles it in).
+        .target(name: "SeededRandom", path: "Tests/SeededRandom"),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
-        .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol"]),
+        .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol", "SeededRandom"]),
         .testTarget(name: "PodIPAMTests", dependencies: ["PodIPAM"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["NetAddress"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NetAddress", "SeededRandom"]),
     ]
 )

@@ -35,7 +35,8 @@ build() {
     local stamp_file="$work/build.stamp" stamp
     stamp=$( { swiftc --version 2>&1; echo "${flags[*]}";
                cat Sources/CLinuxShim/shim.c Sources/CLinuxShim/include/*.h \
-                   Sources/NetAddress/*.swift Sources/CNIProtocol/*.swift Sources/PodIPAM/*.swift Fuzz/*.swift; } | sha256sum)
+                   Sources/NetAddress/*.swift Sources/CNIProtocol/*.swift Sources/PodIPAM/*.swift Fuzz/*.swift \
+                   Tests/SeededRandom/*.swift; } | sha256sum)
     if [ -x "$bin" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
         return 0
     fi
@@ -56,7 +57,7 @@ build() {
         objects+=("$work/modules/$module.o")
     done
     swiftc "${flags[@]}" -module-name PodwireFuzz -I "$work/modules" -I "$work/modules/CLinuxShim" \
-        Fuzz/*.swift "${objects[@]}" -o "$bin" || return 2
+        Fuzz/*.swift Tests/SeededRandom/*.swift "${objects[@]}" -o "$bin" || return 2
     echo "$stamp" > "$stamp_file"
 }
 

@@ -1,18 +1,6 @@
 import Testing
 @testable import CNIProtocol
-
-/// A small deterministic generator (SplitMix64), so every run feeds the same inputs.
-private struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
+import SeededRandom
 
 private let seedDocuments: [String] = [
     #"{"cniVersion":"1.1.0","name":"podnet","type":"podwire","mtu":1450,"ipMasq":"true","dns":{"nameservers":["10.96.0.10"]},"ipam":{"type":"podwire-ipam","ranges":[[{"subnet":"10.244.1.0/24"}]]},"prevResult":{"cniVersion":"1.1.0","ips":[{"address":"10.244.1.5/24","interface":0}]}}"#,
@@ -54,7 +42,7 @@ private func exercise(_ input: [UInt8]) {
 @Suite("Robustness")
 struct RobustnessTests {
     @Test func randomBytes() {
-        var random = SplitMix64(state: 0x00C0_FFEE)
+        var random = SplitMix64(seed: 0x00C0_FFEE)
         for _ in 0..<1500 {
             let length = random.below(48)
             exercise((0..<length).map { _ in alphabet[random.below(alphabet.count)] })
@@ -74,7 +62,7 @@ struct RobustnessTests {
 
     @Test(arguments: seedDocuments.indices)
     func mutations(index: Int) {
-        var random = SplitMix64(state: UInt64(index + 1) * 7919)
+        var random = SplitMix64(seed: UInt64(index + 1) * 7919)
         let document = Array(seedDocuments[index].utf8)
         for _ in 0..<250 {
             var mutated = document

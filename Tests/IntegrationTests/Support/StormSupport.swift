@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 
 // Helpers for the concurrency and crash-safety suites. Everything that has to happen at once, or
@@ -72,29 +73,15 @@ struct StormHostVeth: Equatable {
 
 // MARK: - Seeded randomness
 
-/// SplitMix64: a tiny, well-mixed generator, so a failing run can be replayed from its printed seed.
-struct StormRandom: RandomNumberGenerator {
-    private var state: UInt64
-    let seed: UInt64
+/// The storms' generator: seeded from an environment variable when a failing run is replayed.
+typealias StormRandom = SplitMix64
 
-    init(seed: UInt64) {
-        self.seed = seed
-        state = seed
-    }
-
+extension SplitMix64 {
     /// The seed from `environmentKey` (decimal or 0x-hex) when set, else a fresh one.
-    static func seeded(from environmentKey: String) -> StormRandom {
+    static func seeded(from environmentKey: String) -> SplitMix64 {
         let text = ProcessInfo.processInfo.environment[environmentKey] ?? ""
         let parsed = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
-        return StormRandom(seed: parsed ?? UInt64.random(in: 1...UInt64.max))
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d1_049b_b133_111b
-        return z ^ (z >> 31)
+        return SplitMix64(seed: parsed ?? UInt64.random(in: 1...UInt64.max))
     }
 }
 
