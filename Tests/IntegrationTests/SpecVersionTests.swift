@@ -86,12 +86,7 @@ struct SpecVersionTests {
           arguments: VersionCase.supported(SpecVersion.all.filter(SpecVersion.allowsCheck)))
     func check(_ testCase: VersionCase) throws {
         let version = testCase.version
-        let node = try TestNode()
-        let cni = CNIRunner(node: node, plugin: testCase.plugin, config: .kindnet(for: testCase.plugin, version: version))
-        try node.addPod("pod-a")
-        let added = try cni.add(pod: "pod-a")
-        try #require(added.succeeded, "\(added)")
-        let result = try #require(added.json)
+        let (node, cni, result) = try nodeWithPodA(testCase)
         let hostVeth = try #require(try node.nonLoopbackLinks().first).ifname
 
         cni.expectSilentSuccess(try cni.check(pod: "pod-a", prevResult: result))
@@ -122,12 +117,7 @@ struct SpecVersionTests {
           })
     func refusedCommands(_ testCase: VersionCase) throws {
         let version = testCase.version
-        let node = try TestNode()
-        let cni = CNIRunner(node: node, plugin: testCase.plugin, config: .kindnet(for: testCase.plugin, version: version))
-        try node.addPod("pod-a")
-        let added = try cni.add(pod: "pod-a")
-        try #require(added.succeeded, "\(added)")
-        let result = try #require(added.json)
+        let (node, cni, result) = try nodeWithPodA(testCase)
         let store = "\(cni.config.dataDir)/kindnet"
         let before = try node.stateSnapshot(pods: ["pod-a"], storeDirectories: [store])
 
@@ -210,5 +200,18 @@ struct SpecVersionTests {
                 "cniVersion": request.answer, "supportedVersions": SpecVersion.all,
             ] as [String: Any]), "\(request.stdin): \(response)")
         }
+    }
+}
+
+extension SpecVersionTests {
+    /// A fresh node with pod-a wired by `testCase`'s plugin in its version: the node, the runner
+    /// and the ADD's result.
+    func nodeWithPodA(_ testCase: VersionCase) throws -> (TestNode, CNIRunner, [String: Any]) {
+        let node = try TestNode()
+        let cni = CNIRunner(node: node, plugin: testCase.plugin, config: .kindnet(for: testCase.plugin, version: testCase.version))
+        try node.addPod("pod-a")
+        let added = try cni.add(pod: "pod-a")
+        try #require(added.succeeded, "\(added)")
+        return (node, cni, try #require(added.json))
     }
 }
