@@ -22,13 +22,21 @@ public enum PluginProcess {
 
     /// The process environment straight from `environ`: ProcessInfo would cost a quarter of a
     /// millisecond of Foundation start-up on every pod start for the same dictionary.
+    ///
+    /// Each entry is split at its first "=" byte, as Go and libc split it, not at a Character:
+    /// an "=" followed by a combining mark is no "=" to Swift's Character comparison (the same
+    /// reason CNI_ARGS is split on bytes), and grapheme breaking is the slow part besides.
     static func processEnvironment() -> [String: String] {
         var environment: [String: String] = [:]
         guard var entry = CLinuxShim_environ() else { return environment }
         while let current = entry.pointee {
-            let text = String(cString: current)
-            if let equals = text.firstIndex(of: "=") {
-                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            let length = strlen(current)
+            current.withMemoryRebound(to: UInt8.self, capacity: length) { start in
+                let bytes = UnsafeBufferPointer(start: start, count: length)
+                if let equals = bytes.firstIndex(of: UInt8(ascii: "=")) {
+                    environment[String(decoding: bytes[..<equals], as: UTF8.self)] =
+                        String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+                }
             }
             entry += 1
         }
