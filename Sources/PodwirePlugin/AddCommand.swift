@@ -49,7 +49,7 @@ struct AddCommand {
                                podNamespace: podNamespace, mtu: mtu)
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
             try prepareHostEnd(hostName, addresses: addresses)
-            let hostLink = try bringUpHostEnd(hostSocket, hostName: hostName, alias: alias)
+            let hostLink = try bringUpHostEnd(hostSocket, hostName: hostName, alias: alias, addresses: addresses)
 
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
             try configureHostSide(hostSocket, hostLink: hostLink, addresses: addresses)
@@ -150,16 +150,7 @@ struct AddCommand {
     /// carries a link-local address, an fe80::/64 and an ff00::/8 route, and the kernel walks all
     /// of the node's IPv6 routes on each link event: a veth created next to 1000 pods took about
     /// 1.5 ms longer than on an empty node. A kernel without IPv6 has nothing to switch off.
-    ///
-    /// IPv4 forwarding is switched on for the host end itself too: the kernel decides by the
-    /// receiving interface's flag, and a node's `default` flag can be left 0 by concurrent
-    /// writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
     func prepareHostEnd(_ hostName: String, addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
-        if addresses.contains(where: { $0.address.family == .v4 }) {
-            try kernel("enable IPv4 forwarding on \(hostName)") { () throws(KernelError) in
-                try Sysctl.set("net/ipv4/conf/\(hostName)/forwarding", to: "1")
-            }
-        }
         if addresses.contains(where: { $0.address.family == .v6 }) {
             try kernel("disable DAD on \(hostName)") { () throws(KernelError) in
                 try Sysctl.ensure("net/ipv6/conf/\(hostName)/accept_dad", is: "0")
@@ -176,11 +167,17 @@ struct AddCommand {
     }
 
     /// Labels the host end with its owner and brings it up, in one request.
-    func bringUpHostEnd(_ socket: RouteSocket, hostName: String, alias: String) throws(CNIError) -> LinkInfo {
+    ///
+    /// For an IPv4 pod the same request switches IPv4 forwarding on for the host end itself: the
+    /// kernel decides by the receiving interface's flag, and a node's `default` flag can be left
+    /// 0 by concurrent writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
+    func bringUpHostEnd(_ socket: RouteSocket, hostName: String, alias: String,
+                        addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) -> LinkInfo {
         let link = try kernel("look up \(hostName)") { () throws(KernelError) in try socket.link(named: hostName) }
         guard let link else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
+        let forwards = addresses.contains(where: { $0.address.family == .v4 })
         try kernel("label \(hostName) with its owner and bring it up") { () throws(KernelError) in
-            try socket.setUp(linkIndex: link.index, alias: alias)
+            try socket.setUp(linkIndex: link.index, alias: alias, ipv4Forwarding: forwards)
         }
         return link
     }
