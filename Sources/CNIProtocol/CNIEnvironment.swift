@@ -40,7 +40,13 @@ public struct CNIEnvironment: Sendable, Equatable {
     /// Reads and checks the variables. Every problem is reported at once, as code 4, so a person
     /// fixing a runtime's invocation sees all that is wrong in one error.
     public static func parse(_ variables: [String: String]) throws(CNIError) -> CNIEnvironment {
-        guard let commandText = variables["CNI_COMMAND"], !commandText.isEmpty else {
+        try parse { variables[$0] }
+    }
+
+    /// `parse` over a lookup of single variables (`getenv`): a plugin process reads the six it
+    /// needs rather than building a dictionary of its whole environment on every start.
+    public static func parse(_ variable: (String) -> String?) throws(CNIError) -> CNIEnvironment {
+        guard let commandText = variable("CNI_COMMAND"), !commandText.isEmpty else {
             throw CNIError(.invalidEnvironment, "required env variables [CNI_COMMAND] missing",
                            details: "set CNI_COMMAND to one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -49,10 +55,10 @@ public struct CNIEnvironment: Sendable, Equatable {
                            details: "expected one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var environment = CNIEnvironment(command: command)
-        environment.containerID = variables["CNI_CONTAINERID"] ?? ""
-        environment.netns = variables["CNI_NETNS"] ?? ""
-        environment.ifname = variables["CNI_IFNAME"] ?? ""
-        environment.path = (variables["CNI_PATH"] ?? "").split(separator: ":").map(String.init)
+        environment.containerID = variable("CNI_CONTAINERID") ?? ""
+        environment.netns = variable("CNI_NETNS") ?? ""
+        environment.ifname = variable("CNI_IFNAME") ?? ""
+        environment.path = (variable("CNI_PATH") ?? "").split(separator: ":").map(String.init)
 
         let required: [(name: String, value: String)]
         switch command {
@@ -82,7 +88,7 @@ public struct CNIEnvironment: Sendable, Equatable {
                                details: "CNI_NETNS names a network namespace file such as /run/netns/<name>")
             }
         }
-        environment.args = try parseArgs(variables["CNI_ARGS"] ?? "")
+        environment.args = try parseArgs(variable("CNI_ARGS") ?? "")
         return environment
     }
 

@@ -5,8 +5,8 @@ import PodIPAM
 /// plugins (ptp, bridge, ...) to delegate to. Its result is the abbreviated IPAM result: addresses,
 /// routes and DNS, no interfaces.
 public enum PodwireIPAMPlugin {
-    public static func run(environment variables: [String: String], stdin: [UInt8]) -> PluginOutcome {
-        Podwire.respond(variables: variables, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
+    public static func run(variable: (String) -> String?, stdin: [UInt8]) -> PluginOutcome {
+        Podwire.respond(variable: variable, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
             let ipam = PodIPAM(config: try IPAMConfig.parse(config, environment: environment), network: config.name)
             switch environment.command {
             case .add:

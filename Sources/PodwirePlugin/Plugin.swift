@@ -14,8 +14,9 @@ public enum Podwire {
         CNIVersion.supported.map(\.description).joined(separator: ", ")
     }
 
-    public static func run(environment variables: [String: String], stdin: [UInt8]) -> PluginOutcome {
-        respond(variables: variables, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
+    /// `variable` reads one environment variable (`getenv`); nil when it is unset.
+    public static func run(variable: (String) -> String?, stdin: [UInt8]) -> PluginOutcome {
+        respond(variable: variable, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
             switch environment.command {
             case .add:
                 return try AddCommand(environment: environment, config: config).run().encoded(as: config.cniVersion)
@@ -39,14 +40,14 @@ public enum Podwire {
 
     /// The frame every podwire executable shares: VERSION, environment and config checks, and
     /// turning any failure into the one error document.
-    static func respond(variables: [String: String], stdin: [UInt8],
+    static func respond(variable: (String) -> String?, stdin: [UInt8],
                         _ body: (CNIEnvironment, NetworkConfig) throws(CNIError) -> [UInt8]) -> PluginOutcome {
-        if variables["CNI_COMMAND"] == CNICommand.version.rawValue {
+        if variable("CNI_COMMAND") == CNICommand.version.rawValue {
             return PluginOutcome(stdout: CNIJSON.encode(VersionReport(requested: stdin)), exitCode: 0)
         }
         var replyVersion = CNIVersion.current
         do {
-            let environment = try CNIEnvironment.parse(variables)
+            let environment = try CNIEnvironment.parse(variable)
             let config = try NetworkConfig.parse(stdin)
             replyVersion = config.cniVersion
             return PluginOutcome(stdout: try body(environment, config), exitCode: 0)
