@@ -45,7 +45,15 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     public var description: String {
-        "\(value >> 24).\((value >> 16) & 0xff).\((value >> 8) & 0xff).\(value & 0xff)"
+        var text = AddressText(capacity: 15)
+        var shift: UInt32 = 24
+        while true {
+            text.appendDecimal(UInt8(truncatingIfNeeded: value >> shift))
+            if shift == 0 { break }
+            text.append(".")
+            shift -= 8
+        }
+        return text.string
     }
 
     public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
@@ -131,19 +139,19 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
             }
         }
         if bestLength < 2 { bestStart = -1 }
-        var text = ""
+        var text = AddressText(capacity: 39)
         var index = 0
         while index < 8 {
             if index == bestStart {
-                text += "::"
+                text.append("::")
                 index += bestLength
                 continue
             }
-            if !text.isEmpty && !text.hasSuffix(":") { text += ":" }
-            text += String(groups[index], radix: 16)
+            if !text.isEmpty && !text.endsWithColon { text.append(":") }
+            text.appendHex(groups[index])
             index += 1
         }
-        return text
+        return text.string
     }
 
     public static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool {
@@ -240,4 +248,41 @@ public enum IPFamily: Sendable, Hashable {
     public var bitWidth: Int { self == .v4 ? 32 : 128 }
     /// The "version" string CNI 0.3.x/0.4.0 results carry.
     public var cniVersionString: String { self == .v4 ? "4" : "6" }
+}
+
+/// Address text built from bytes. String interpolation of integers and `String(_:radix:)` go
+/// through generic integer formatting, whose conformances the runtime looks up on first use: a
+/// noticeable part of a plugin process that formats a few addresses and exits.
+struct AddressText {
+    private var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    var isEmpty: Bool { bytes.isEmpty }
+    var endsWithColon: Bool { bytes.last == UInt8(ascii: ":") }
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func append(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func appendDecimal(_ value: UInt8) {
+        if value >= 100 { bytes.append(UInt8(ascii: "0") + value / 100) }
+        if value >= 10 { bytes.append(UInt8(ascii: "0") + value / 10 % 10) }
+        bytes.append(UInt8(ascii: "0") + value % 10)
+    }
+
+    /// Lowercase, without leading zeros ("db8", "0").
+    mutating func appendHex(_ value: UInt16) {
+        var shift = 12
+        var started = false
+        while shift >= 0 {
+            let digit = UInt8(truncatingIfNeeded: value >> UInt16(shift)) & 0x0f
+            if digit != 0 || started || shift == 0 {
+                bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                started = true
+            }
+            shift -= 4
+        }
+    }
 }
