@@ -70,55 +70,66 @@ int CLinuxShim_fstatfs_type(int fd, long *type) {
 
 char **CLinuxShim_environ(void) { return environ; }
 
-struct socket_in_netns_request {
+struct CLinuxShim_socket_in_netns_call {
+    pthread_t thread;
     int nsfd, family, type, protocol;
     int fd;
     int error;
 };
 
 static void *socket_in_netns_thread(void *raw) {
-    struct socket_in_netns_request *request = raw;
-    if (setns(request->nsfd, CLONE_NEWNET) != 0) {
-        request->error = errno;
+    struct CLinuxShim_socket_in_netns_call *call = raw;
+    if (setns(call->nsfd, CLONE_NEWNET) != 0) {
+        call->error = errno;
         return NULL;
     }
-    int fd = socket(request->family, request->type, request->protocol);
+    int fd = socket(call->family, call->type, call->protocol);
     if (fd < 0) {
-        request->error = errno;
+        call->error = errno;
         return NULL;
     }
-    if (request->family == AF_NETLINK) {
+    if (call->family == AF_NETLINK) {
         struct sockaddr_nl local;
         memset(&local, 0, sizeof local);
         local.nl_family = AF_NETLINK;
         if (bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
-            request->error = errno;
+            call->error = errno;
             close(fd);
             return NULL;
         }
     }
-    request->fd = fd;
+    call->fd = fd;
     return NULL;
 }
 
-int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol) {
-    struct socket_in_netns_request request = { nsfd, family, type, protocol, -1, 0 };
+CLinuxShim_socket_in_netns_call *CLinuxShim_socket_in_netns_start(int nsfd, int family, int type, int protocol) {
+    struct CLinuxShim_socket_in_netns_call *call = malloc(sizeof *call);
+    if (call == NULL) return NULL;
+    *call = (struct CLinuxShim_socket_in_netns_call){ .nsfd = nsfd, .family = family, .type = type, .protocol = protocol, .fd = -1 };
     pthread_attr_t attributes;
     int rc = pthread_attr_init(&attributes);
     if (rc == 0) rc = pthread_attr_setstacksize(&attributes, 64 * 1024);
-    pthread_t thread;
-    if (rc == 0) rc = pthread_create(&thread, &attributes, socket_in_netns_thread, &request);
+    if (rc == 0) rc = pthread_create(&call->thread, &attributes, socket_in_netns_thread, call);
     pthread_attr_destroy(&attributes);
     if (rc != 0) {
+        free(call);
         errno = rc;
-        return -1;
+        return NULL;
     }
-    pthread_join(thread, NULL);
-    if (request.fd < 0) {
-        errno = request.error;
-        return -1;
-    }
-    return request.fd;
+    return call;
+}
+
+int CLinuxShim_socket_in_netns_finish(CLinuxShim_socket_in_netns_call *call) {
+    pthread_join(call->thread, NULL);
+    int fd = call->fd, error = call->error;
+    free(call);
+    if (fd < 0) errno = error;
+    return fd;
+}
+
+int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol) {
+    CLinuxShim_socket_in_netns_call *call = CLinuxShim_socket_in_netns_start(nsfd, family, type, protocol);
+    return call == NULL ? -1 : CLinuxShim_socket_in_netns_finish(call);
 }
 
 struct CLinuxShim_netlink_call {

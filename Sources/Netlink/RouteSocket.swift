@@ -39,9 +39,14 @@ public final class RouteSocket {
     }
 
     /// A socket in `namespace`: created on a thread that entered it, used from any thread after.
-    public init(in namespace: NetworkNamespace) throws(KernelError) {
-        let fd = CLinuxShim_socket_in_netns(namespace.fd, AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
-        guard fd >= 0 else { throw KernelError("open a netlink socket in \(namespace.path)", errno: errno) }
+    public convenience init(in namespace: NetworkNamespace) throws(KernelError) {
+        try self.init(opening: PendingRouteSocket(in: namespace))
+    }
+
+    /// The socket `pending` was making; waits for its thread.
+    public init(opening pending: PendingRouteSocket) throws(KernelError) {
+        let fd = pending.finish()
+        guard fd >= 0 else { throw KernelError("open a netlink socket in \(pending.path)", errno: errno) }
         guard let socket = nl_socket_alloc() else {
             close(fd)
             throw KernelError("nl_socket_alloc", errno: ENOMEM)
@@ -50,7 +55,7 @@ public final class RouteSocket {
         if rc < 0 {
             close(fd)
             nl_socket_free(socket)
-            throw KernelError("adopt the netlink socket opened in \(namespace.path)", netlinkCode: rc)
+            throw KernelError("adopt the netlink socket opened in \(pending.path)", netlinkCode: rc)
         }
         Self.receiveWithoutPeeking(socket)
         self.socket = socket
@@ -255,6 +260,38 @@ public func formatMAC(_ bytes: [UInt8]) -> String {
         text.append(digits.utf8Start[Int(byte & 0x0f)])
     }
     return String(decoding: text, as: UTF8.self)
+}
+
+/// A `RouteSocket(in:)` under way: its thread enters the namespace and makes the socket while the
+/// caller goes on (about 50 us that way overlap with other work). `RouteSocket(opening:)` waits
+/// for it; a pending socket dropped unused is waited for and closed.
+public final class PendingRouteSocket {
+    let path: String
+    private var call: OpaquePointer?
+
+    public init(in namespace: NetworkNamespace) throws(KernelError) {
+        path = namespace.path
+        guard let call = CLinuxShim_socket_in_netns_start(namespace.fd, AF_NETLINK,
+                                                          Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE) else {
+            throw KernelError("start a thread to open a netlink socket in \(namespace.path)", errno: errno)
+        }
+        self.call = call
+    }
+
+    /// The socket's fd, or -1 with errno set; only the first call waits, later ones return -1/EBADF.
+    func finish() -> Int32 {
+        guard let call else {
+            errno = EBADF
+            return -1
+        }
+        self.call = nil
+        return CLinuxShim_socket_in_netns_finish(call)
+    }
+
+    deinit {
+        let fd = finish()
+        if fd >= 0 { close(fd) }
+    }
 }
 
 /// `ip link del dev <index>`, sent from a thread of its own (`CLinuxShim_netlink_call`).

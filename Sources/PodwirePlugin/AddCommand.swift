@@ -19,12 +19,18 @@ struct AddCommand {
     let config: NetworkConfig
 
     func run() throws(CNIError) -> CNIResult {
+        // The pod's socket is made on a thread of its own (it must enter the pod's namespace);
+        // it is started first and waited for last, so the config checks and the host socket run
+        // meanwhile. A config error is still reported before a namespace error.
+        let podNamespaceOrError = Result { () throws(CNIError) in try openPodNamespace(environment.netns) }
+        let pendingPodSocket = podNamespaceOrError.map { try? PendingRouteSocket(in: $0) }
         let ipam = try IPAMBackend(config: config, environment: environment)
         let masquerade = try Masquerade(config)
-        let podNamespace = try openPodNamespace(environment.netns)
+        let podNamespace = try podNamespaceOrError.get()
         let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
         let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
-            try RouteSocket(in: podNamespace)
+            if case .success(let pending?) = pendingPodSocket { return try RouteSocket(opening: pending) }
+            return try RouteSocket(in: podNamespace)
         }
         // Checked before IPAM: a second ADD of a live attachment must fail without touching it,
         // and IPAM would hand that attachment its own address again.

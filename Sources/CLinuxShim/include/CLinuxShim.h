@@ -41,6 +41,12 @@ char **CLinuxShim_environ(void);
  * thread never leaves its namespace. Returns the fd, or -1 with errno set (from setns, socket,
  * bind or pthread_create). */
 int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol);
+/* The same in two halves, so the caller can work while the thread runs: `start` returns NULL with
+ * errno set when the thread cannot be started; `finish` waits for it and returns what
+ * CLinuxShim_socket_in_netns would. Every started call must be finished exactly once. */
+typedef struct CLinuxShim_socket_in_netns_call CLinuxShim_socket_in_netns_call;
+CLinuxShim_socket_in_netns_call *CLinuxShim_socket_in_netns_start(int nsfd, int family, int type, int protocol);
+int CLinuxShim_socket_in_netns_finish(CLinuxShim_socket_in_netns_call *call);
 
 /* A netlink request that the kernel takes long to answer, sent from a thread of its own so the
  * caller can work meanwhile. `start` copies the message (one complete nlmsghdr with NLM_F_ACK),
