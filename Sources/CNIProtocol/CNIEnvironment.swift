@@ -19,7 +19,12 @@ public struct CNIEnvironment: Sendable, Equatable {
     /// `CNI_ARGS` pairs in order ("IgnoreUnknown=1;IP=10.244.1.9").
     public var args: [(key: String, value: String)]
     /// `CNI_PATH` directories, searched in order for delegated plugins.
-    public var path: [String]
+    public var path: [String] {
+        get { pathVariable.split(separator: ":").map(String.init) }
+        set { pathVariable = newValue.joined(separator: ":") }
+    }
+    /// `CNI_PATH` as given; split only when a plugin delegates, which most invocations do not.
+    public var pathVariable: String
 
     public init(command: CNICommand, containerID: String = "", netns: String = "", ifname: String = "",
                 args: [(key: String, value: String)] = [], path: [String] = []) {
@@ -28,7 +33,7 @@ public struct CNIEnvironment: Sendable, Equatable {
         self.netns = netns
         self.ifname = ifname
         self.args = args
-        self.path = path
+        self.pathVariable = path.joined(separator: ":")
     }
 
     public static func == (lhs: CNIEnvironment, rhs: CNIEnvironment) -> Bool {
@@ -58,21 +63,21 @@ public struct CNIEnvironment: Sendable, Equatable {
         environment.containerID = variable("CNI_CONTAINERID") ?? ""
         environment.netns = variable("CNI_NETNS") ?? ""
         environment.ifname = variable("CNI_IFNAME") ?? ""
-        environment.path = (variable("CNI_PATH") ?? "").split(separator: ":").map(String.init)
+        environment.pathVariable = variable("CNI_PATH") ?? ""
 
-        let required: [(name: String, value: String)]
+        // Plain string lists, not (name, value) tuples: every distinct tuple array is one more
+        // generic type for the runtime to build on each start.
+        let required: [String]
         switch command {
-        case .add, .check:
-            required = [("CNI_CONTAINERID", environment.containerID), ("CNI_NETNS", environment.netns), ("CNI_IFNAME", environment.ifname)]
-        case .del:
-            required = [("CNI_CONTAINERID", environment.containerID), ("CNI_IFNAME", environment.ifname)]
-        case .version, .status, .gc:
-            required = []
+        case .add, .check: required = ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"]
+        case .del: required = ["CNI_CONTAINERID", "CNI_IFNAME"]
+        case .version, .status, .gc: required = []
         }
-        let missing = required.filter { $0.value.isEmpty }.map(\.name)
+        var missing: [String] = []
+        for name in required where (variable(name) ?? "").isEmpty { missing.append(name) }
         if !missing.isEmpty {
             throw CNIError(.invalidEnvironment, "required env variables [\(missing.joined(separator: ","))] missing",
-                           details: "\(command.rawValue) needs \(required.map(\.name).joined(separator: ", "))")
+                           details: "\(command.rawValue) needs \(required.joined(separator: ", "))")
         }
         if !required.isEmpty {
             if let problem = containerIDProblem(environment.containerID) {

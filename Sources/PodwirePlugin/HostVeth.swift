@@ -13,14 +13,30 @@ public struct HostVeth: Sendable, Equatable {
         // FNV-1a over "containerID/ifname" ('/' cannot occur in either), folded to 32 bits: it only
         // spreads names; ownership is confirmed by the alias (or the MAC) before anything is deleted.
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in containerID.utf8 + [UInt8(ascii: "/")] + ifname.utf8 {
+        func mix(_ byte: UInt8) {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }
+        for byte in containerID.utf8 { mix(byte) }
+        mix(UInt8(ascii: "/"))
+        for byte in ifname.utf8 { mix(byte) }
         let folded = UInt32(truncatingIfNeeded: hash >> 32) ^ UInt32(truncatingIfNeeded: hash)
-        let hex = String(folded, radix: 16)
-        name = "veth" + String(repeating: "0", count: 8 - hex.count) + hex
+        name = Self.name(folded)
         mac = Self.signedMAC(folded)
+    }
+
+    /// "veth" and the hash as 8 lowercase hex digits, built from bytes: `String(_:radix:)` goes
+    /// through generic integer formatting the runtime sets up on first use, on every ADD and DEL.
+    static func name(_ hash: UInt32) -> String {
+        var text = Array("veth".utf8)
+        var shift: UInt32 = 28
+        while true {
+            let digit = UInt8(truncatingIfNeeded: hash >> shift) & 0x0f
+            text.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+            if shift == 0 { break }
+            shift -= 4
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func signedMAC(_ hash: UInt32) -> [UInt8] {
