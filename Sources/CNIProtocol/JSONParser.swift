@@ -72,7 +72,8 @@ struct JSONParser {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var object: [String: JSONValue] = [:]
+        // Room for a typical config object's keys up front: each growth rehashes every key.
+        var object = [String: JSONValue](minimumCapacity: 8)
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -128,6 +129,19 @@ struct JSONParser {
 
     private mutating func parseString() throws(Failure) -> String {
         index += 1 // the opening quote
+        // Most strings in a config are plain ASCII without escapes: those are taken as they are,
+        // with no UTF-8 validation and no scalar-by-scalar building.
+        var end = index
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") {
+                let text = String(decoding: bytes[index..<end], as: UTF8.self)
+                index = end + 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 { break }
+            end += 1
+        }
         var scalars = String.UnicodeScalarView()
         var runStart = index
         // Runs of plain bytes are validated and appended as UTF-8 in one go.
