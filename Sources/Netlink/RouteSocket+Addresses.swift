@@ -35,9 +35,7 @@ extension RouteSocket {
         }
         if noDAD { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NODAD) }
         if noPrefixRoute { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NOPREFIXROUTE) }
-        try netlinkCall("ip addr add \(address) dev \(linkIndex)") {
-            rtnl_addr_add(socket, entry, NLM_F_CREATE | NLM_F_EXCL)
-        }
+        try submit("ip addr add \(address) dev \(linkIndex)") { rtnl_addr_build_add_request(entry, NLM_F_CREATE | NLM_F_EXCL, $0) }
     }
 
     /// `ip addr show`: every address in the namespace, optionally of one link.

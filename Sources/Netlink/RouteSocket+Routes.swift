@@ -72,7 +72,7 @@ extension RouteSocket {
         case .create: NLM_F_CREATE
         case .replace: NLM_F_CREATE | NLM_F_REPLACE
         }
-        try netlinkCall("ip route \(mode == .replace ? "replace" : "add") \(spec)") { rtnl_route_add(socket, route, flags) }
+        try submit("ip route \(mode == .replace ? "replace" : "add") \(spec)") { rtnl_route_build_add_request(route, flags, $0) }
     }
 
     /// `ip route show table all` for one family, as specs (single-nexthop routes; multipath ones

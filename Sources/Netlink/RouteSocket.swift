@@ -25,6 +25,13 @@ public struct LinkInfo: Sendable, Equatable {
 /// is missing, since CNI's ADD must not clobber and its DEL must be idempotent.
 public final class RouteSocket {
     let socket: OpaquePointer
+    /// Requests held back by `batch`; nil when each verb is sent and answered on its own.
+    private var queued: [QueuedRequest]? = nil
+
+    private struct QueuedRequest {
+        let message: OpaquePointer
+        let operation: () -> String
+    }
 
     /// A socket in the calling thread's namespace.
     public init() throws(KernelError) {
@@ -69,6 +76,81 @@ public final class RouteSocket {
     }
 
     deinit { nl_socket_free(socket) }
+
+    // MARK: Sending
+
+    /// Sends one request built by libnl and waits for the kernel's answer (`nl_send_sync`, which
+    /// frees the message), or inside `batch` holds it back for the batch's single send.
+    func submit(_ operation: @escaping @autoclosure () -> String,
+                build: (UnsafeMutablePointer<OpaquePointer?>) -> Int32) throws(KernelError) {
+        var message: OpaquePointer? = nil
+        let rc = build(&message)
+        guard rc >= 0, let message else { throw KernelError("build the request to " + operation(), netlinkCode: rc < 0 ? rc : -NLE_NOMEM) }
+        if queued != nil {
+            queued!.append(QueuedRequest(message: message, operation: operation))
+            return
+        }
+        try netlinkCall(operation()) { nl_send_sync(socket, message) }
+    }
+
+    /// `ip -batch`: the change requests `body` makes (addresses, routes, link changes) go to the
+    /// kernel in one sendmsg. The kernel handles them in order, each as if sent alone, and answers
+    /// each: one round trip instead of one per request. Throws the first refusal, naming its
+    /// request; the kernel has still handled the requests after it (the caller undoes them all
+    /// together, as ADD does by deleting the veth).
+    public func batch(_ body: () throws(KernelError) -> Void) throws(KernelError) {
+        queued = []
+        defer {
+            for request in queued ?? [] { nlmsg_free(request.message) }
+            queued = nil
+        }
+        try body()
+        let requests = queued ?? []
+        guard !requests.isEmpty else { return }
+
+        // Sequence numbers 1...n: libnl's own are clock-based and it keeps counting undisturbed.
+        let port = nl_socket_get_local_port(socket)
+        var bytes: [UInt8] = []
+        for (index, request) in requests.enumerated() {
+            let header = nlmsg_hdr(request.message)!
+            header.pointee.nlmsg_seq = UInt32(index + 1)
+            header.pointee.nlmsg_pid = port
+            header.pointee.nlmsg_flags |= UInt16(NLM_F_REQUEST | NLM_F_ACK)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
+            while bytes.count % 4 != 0 { bytes.append(0) }
+        }
+        let fd = nl_socket_get_fd(socket)
+        let sent = try systemCall("send \(requests.count) netlink requests") {
+            Int32(truncatingIfNeeded: bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) })
+        }
+        guard Int(sent) == bytes.count else { throw KernelError("send \(requests.count) netlink requests", errno: EMSGSIZE) }
+
+        let capacity = 32768
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        defer { buffer.deallocate() }
+        var answered = 0
+        var refusal: (index: Int, code: Int32)? = nil
+        let headerSize = MemoryLayout<nlmsghdr>.size
+        while answered < requests.count {
+            let received = try systemCall("read the answers to \(requests.count) netlink requests") {
+                Int32(truncatingIfNeeded: recv(fd, buffer, capacity, 0))
+            }
+            var offset = 0
+            while offset + headerSize <= Int(received) {
+                let header = buffer.load(fromByteOffset: offset, as: nlmsghdr.self)
+                let length = Int(header.nlmsg_len)
+                guard length >= headerSize, offset + length <= Int(received) else { break }
+                let index = Int(header.nlmsg_seq) - 1
+                if header.nlmsg_type == UInt16(NLMSG_ERROR), length >= headerSize + 4, requests.indices.contains(index) {
+                    answered += 1
+                    let code = buffer.load(fromByteOffset: offset + headerSize, as: Int32.self)
+                    if code != 0 && (refusal == nil || index < refusal!.index) { refusal = (index, code) }
+                }
+                offset += (length + 3) & ~3
+            }
+        }
+        if let refusal { throw KernelError(requests[refusal.index].operation(), errno: -refusal.code) }
+    }
 
     // MARK: Links
 
@@ -166,7 +248,7 @@ public final class RouteSocket {
     }
 
     /// `operation` is only built when the kernel refuses: the message for an error, not work on every ADD.
-    private func changeLink(index: Int32, operation: @autoclosure () -> String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
+    private func changeLink(index: Int32, operation: @escaping @autoclosure () -> String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
         guard let target = rtnl_link_alloc(), let change = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }
         defer {
             rtnl_link_put(target)
@@ -174,7 +256,7 @@ public final class RouteSocket {
         }
         rtnl_link_set_ifindex(target, index)
         apply(change)
-        try netlinkCall(operation()) { rtnl_link_change(socket, target, change, 0) }
+        try submit(operation()) { rtnl_link_build_change_request(target, change, 0, $0) }
     }
 
     /// `ip link del <name>`. Returns false when the link was already gone (DEL is idempotent).

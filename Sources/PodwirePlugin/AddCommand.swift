@@ -43,7 +43,7 @@ struct AddCommand {
         var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
         var rollback = Rollback()
         rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
-        do {
+        do throws(CNIError) {
             let addresses = try validatedAddresses(allocation)
             let mtu = try resolveMTU(hostSocket)
             try enableForwarding(for: addresses)
@@ -55,10 +55,11 @@ struct AddCommand {
                                podNamespace: podNamespace, mtu: mtu)
             rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
             try prepareHostEnd(hostName, addresses: addresses)
-            let hostLink = try bringUpHostEnd(hostSocket, hostName: hostName, alias: alias, addresses: addresses)
+            let hostLink = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
+            guard let hostLink else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
 
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
-            try configureHostSide(hostSocket, hostLink: hostLink, addresses: addresses)
+            try configureHostSide(hostSocket, hostLink: hostLink, alias: alias, addresses: addresses)
             if masquerade.enabled {
                 let podAddresses = addresses.map(\.address.address)
                 try masquerade.install(addresses: podAddresses, subnets: addresses.map(\.address.masked), ipam: ipam,
@@ -172,24 +173,9 @@ struct AddCommand {
         }
     }
 
-    /// Labels the host end with its owner and brings it up, in one request.
-    ///
-    /// For an IPv4 pod the same request switches IPv4 forwarding on for the host end itself: the
-    /// kernel decides by the receiving interface's flag, and a node's `default` flag can be left
-    /// 0 by concurrent writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
-    func bringUpHostEnd(_ socket: RouteSocket, hostName: String, alias: String,
-                        addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) -> LinkInfo {
-        let link = try kernel("look up \(hostName)") { () throws(KernelError) in try socket.link(named: hostName) }
-        guard let link else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
-        let forwards = addresses.contains(where: { $0.address.family == .v4 })
-        try kernel("label \(hostName) with its owner and bring it up") { () throws(KernelError) in
-            try socket.setUp(linkIndex: link.index, alias: alias, ipv4Forwarding: forwards)
-        }
-        return link
-    }
-
     /// Addresses without the kernel's connected route, `gw/32 scope link`, the IPAM routes via the
     /// gateway, then `subnet via gw`: the pod sends everything, neighbours included, to its gateway.
+    /// Everything after the index lookup goes to the kernel as one batch, handled in this order.
     func configurePodSide(_ socket: RouteSocket, addresses: [(address: IPNetwork, gateway: IPAddress)],
                           routes: [CNIRoute]) throws(CNIError) {
         let ifname = environment.ifname
@@ -197,52 +183,53 @@ struct AddCommand {
         guard let link else {
             throw CNIError(.kernelRefused, "\(ifname) vanished from \(environment.netns) right after it was created")
         }
-        for entry in addresses {
-            try kernel("add \(entry.address) to \(ifname)") { () throws(KernelError) in
-                try socket.addAddress(entry.address, linkIndex: link.index, noDAD: entry.address.family == .v6, noPrefixRoute: true)
-            }
-        }
-        try kernel("bring \(ifname) up in \(environment.netns)") { () throws(KernelError) in try socket.setUp(linkIndex: link.index) }
-        for entry in addresses {
-            let gatewayRoute = RouteSpec(destination: .host(entry.gateway), linkIndex: link.index,
-                                         source: entry.address.address, scope: .link)
-            try kernel("add route \(entry.gateway) scope link in \(environment.netns)") { () throws(KernelError) in
-                try socket.addRoute(gatewayRoute, mode: .exclusive)
-            }
-        }
-        for route in routes {
-            guard let gateway = route.gw ?? addresses.first(where: { $0.address.family == route.dst.family })?.gateway else {
-                continue // a route of a family the pod has no address in
-            }
-            let spec = RouteSpec(destination: route.dst, gateway: gateway, linkIndex: link.index,
-                                 scope: RouteSpec.Scope(rawValue: UInt8(clamping: route.scope ?? 0)) ?? .universe,
-                                 priority: route.priority.map { UInt32(clamping: $0) }, table: route.table.map { UInt32(clamping: $0) })
-            try kernel("add route \(route.dst) via \(gateway) in \(environment.netns)") { () throws(KernelError) in
-                try socket.addRoute(spec, mode: .create)
-            }
-        }
-        for entry in addresses {
-            let subnet = entry.address.masked
-            let subnetRoute = RouteSpec(destination: subnet, gateway: entry.gateway, linkIndex: link.index, source: entry.address.address)
-            try kernel("add route \(subnet) via \(entry.gateway) in \(environment.netns)") { () throws(KernelError) in
-                try socket.addRoute(subnetRoute, mode: .exclusive)
+        try kernel("configure \(ifname) in \(environment.netns)") { () throws(KernelError) in
+            try socket.batch { () throws(KernelError) in
+                for entry in addresses {
+                    try socket.addAddress(entry.address, linkIndex: link.index, noDAD: entry.address.family == .v6, noPrefixRoute: true)
+                }
+                try socket.setUp(linkIndex: link.index)
+                for entry in addresses {
+                    try socket.addRoute(RouteSpec(destination: .host(entry.gateway), linkIndex: link.index,
+                                                  source: entry.address.address, scope: .link), mode: .exclusive)
+                }
+                for route in routes {
+                    guard let gateway = route.gw ?? addresses.first(where: { $0.address.family == route.dst.family })?.gateway else {
+                        continue // a route of a family the pod has no address in
+                    }
+                    let spec = RouteSpec(destination: route.dst, gateway: gateway, linkIndex: link.index,
+                                         scope: RouteSpec.Scope(rawValue: UInt8(clamping: route.scope ?? 0)) ?? .universe,
+                                         priority: route.priority.map { UInt32(clamping: $0) }, table: route.table.map { UInt32(clamping: $0) })
+                    try socket.addRoute(spec, mode: .create)
+                }
+                for entry in addresses {
+                    try socket.addRoute(RouteSpec(destination: entry.address.masked, gateway: entry.gateway, linkIndex: link.index,
+                                                  source: entry.address.address), mode: .exclusive)
+                }
             }
         }
     }
 
-    /// The gateway address on the host end, and the host route to each pod address. The route is
-    /// replaced, not added: a route left on another veth for this address would otherwise keep
-    /// the new pod unreachable.
-    func configureHostSide(_ socket: RouteSocket, hostLink link: LinkInfo,
+    /// The host end labelled with its owner and brought up, the gateway address on it, and the
+    /// host route to each pod address, as one batch handled in this order.
+    ///
+    /// For an IPv4 pod the labelling request also switches IPv4 forwarding on for the host end
+    /// itself: the kernel decides by the receiving interface's flag, and a node's `default` flag
+    /// can be left 0 by concurrent writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
+    ///
+    /// The host route is replaced, not added: a route left on another veth for this address would
+    /// otherwise keep the new pod unreachable.
+    func configureHostSide(_ socket: RouteSocket, hostLink link: LinkInfo, alias: String,
                            addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
-        let hostName = link.name
-        for entry in addresses {
-            try kernel("add \(entry.gateway) to \(hostName)") { () throws(KernelError) in
-                try socket.addAddress(.host(entry.gateway), linkIndex: link.index, noDAD: entry.gateway.family == .v6)
-            }
-            let hostRoute = RouteSpec(destination: .host(entry.address.address), linkIndex: link.index, scope: .host)
-            try kernel("add route \(entry.address.address) dev \(hostName)") { () throws(KernelError) in
-                try socket.addRoute(hostRoute, mode: .replace)
+        let forwards = addresses.contains(where: { $0.address.family == .v4 })
+        try kernel("configure \(link.name)") { () throws(KernelError) in
+            try socket.batch { () throws(KernelError) in
+                try socket.setUp(linkIndex: link.index, alias: alias, ipv4Forwarding: forwards)
+                for entry in addresses {
+                    try socket.addAddress(.host(entry.gateway), linkIndex: link.index, noDAD: entry.gateway.family == .v6)
+                    try socket.addRoute(RouteSpec(destination: .host(entry.address.address), linkIndex: link.index, scope: .host),
+                                        mode: .replace)
+                }
             }
         }
     }
