@@ -32,34 +32,34 @@ struct AddCommand {
             if case .success(let pending?) = pendingPodSocket { return try RouteSocket(opening: pending) }
             return try RouteSocket(in: podNamespace)
         }
-        // Checked before IPAM: a second ADD of a live attachment must fail without touching it,
-        // and IPAM would hand that attachment its own address again.
-        let ifname = environment.ifname
-        if try kernel("look up \(ifname) in \(environment.netns)", { () throws(KernelError) in try podSocket.link(named: ifname) }) != nil {
-            throw CNIError(.invalidEnvironment, "interface \(ifname) already exists in \(environment.netns)",
-                           details: "CNI_IFNAME must name an interface the pod does not have yet; DEL the attachment first")
-        }
 
-        var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
+        // The pair is created before IPAM is asked: a second ADD of a live attachment finds its
+        // interface names taken and fails here without touching IPAM, which would hand that
+        // attachment its own address again (and release it on the way out).
+        let mtu = try resolveMTU(hostSocket)
+        let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
+        let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
+        let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
+        var hostIndex = try createVethPair(hostSocket, podSocket: podSocket, hostName: hostName, alias: alias, hostMAC: hostMAC,
+                                           podMAC: podMAC, podNamespace: podNamespace, mtu: mtu)
         var rollback = Rollback()
-        rollback.add { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
+        rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
         do throws(CNIError) {
+            var allocation = try ipam.add(containerID: environment.containerID, ifname: environment.ifname)
+            // Released only after the pair is gone: an address must not be handed out again
+            // while a route to it still points at this pod's veth.
+            rollback.addRunningLast { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
             let addresses = try validatedAddresses(allocation)
-            let mtu = try resolveMTU(hostSocket)
             try enableForwarding(for: addresses)
-
-            let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
-            let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
-            let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
-            try createVethPair(hostSocket, hostName: hostName, alias: alias, hostMAC: hostMAC, podMAC: podMAC,
-                               podNamespace: podNamespace, mtu: mtu)
-            rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
             try prepareHostEnd(hostName, addresses: addresses)
-            let hostLink = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
-            guard let hostLink else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
 
             try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
-            try configureHostSide(hostSocket, hostLink: hostLink, alias: alias, addresses: addresses)
+            if hostIndex == nil {
+                let link = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
+                guard let link else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
+                hostIndex = link.index
+            }
+            try configureHostSide(hostSocket, hostName: hostName, hostIndex: hostIndex!, alias: alias, addresses: addresses)
             if masquerade.enabled {
                 let podAddresses = addresses.map(\.address.address)
                 try masquerade.install(addresses: podAddresses, subnets: addresses.map(\.address.masked), ipam: ipam,
@@ -119,17 +119,24 @@ struct AddCommand {
         }
     }
 
-    func createVethPair(_ hostSocket: RouteSocket, hostName: String, alias: String, hostMAC: [UInt8], podMAC: [UInt8],
-                        podNamespace: NetworkNamespace, mtu: Int) throws(CNIError) {
-        func create() throws(KernelError) {
+    /// Returns the host end's index when the kernel told it (see `RouteSocket.addVethPair`).
+    func createVethPair(_ hostSocket: RouteSocket, podSocket: RouteSocket, hostName: String, alias: String, hostMAC: [UInt8],
+                        podMAC: [UInt8], podNamespace: NetworkNamespace, mtu: Int) throws(CNIError) -> Int32? {
+        func create() throws(KernelError) -> Int32? {
             try hostSocket.addVethPair(hostName: hostName, hostMAC: hostMAC, peerName: environment.ifname, peerMAC: podMAC,
                                        peerNamespace: podNamespace, mtu: mtu)
         }
         do {
-            try create()
+            return try create()
         } catch let error where error.isExists {
-            // Either end's name may be taken. A host end left by an earlier ADD of this very
+            // Either end's name may be taken. The pod's: a live attachment, or someone else's
+            // interface; refused, nothing touched. A host end left by an earlier ADD of this very
             // attachment (a runtime that retried without DEL) is replaced; anything else is refused.
+            let ifname = environment.ifname
+            if try kernel("look up \(ifname) in \(environment.netns)", { () throws(KernelError) in try podSocket.link(named: ifname) }) != nil {
+                throw CNIError(.invalidEnvironment, "interface \(ifname) already exists in \(environment.netns)",
+                               details: "CNI_IFNAME must name an interface the pod does not have yet; DEL the attachment first")
+            }
             let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
             guard let existing else {
                 throw CNIError(.invalidEnvironment, "interface \(environment.ifname) already exists in \(environment.netns)",
@@ -140,7 +147,7 @@ struct AddCommand {
                                details: existing.alias.isEmpty ? "it has no podwire alias" : "its alias is \"\(existing.alias)\"")
             }
             try kernel("delete stale \(hostName)") { () throws(KernelError) in _ = try hostSocket.deleteLink(named: hostName) }
-            try kernel("create the veth pair \(hostName) / \(environment.ifname)") { () throws(KernelError) in try create() }
+            return try kernel("create the veth pair \(hostName) / \(environment.ifname)") { () throws(KernelError) in try create() }
         } catch {
             throw CNIError(error, doing: "create the veth pair \(hostName) / \(environment.ifname)")
         }
@@ -219,15 +226,15 @@ struct AddCommand {
     ///
     /// The host route is replaced, not added: a route left on another veth for this address would
     /// otherwise keep the new pod unreachable.
-    func configureHostSide(_ socket: RouteSocket, hostLink link: LinkInfo, alias: String,
+    func configureHostSide(_ socket: RouteSocket, hostName: String, hostIndex: Int32, alias: String,
                            addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
         let forwards = addresses.contains(where: { $0.address.family == .v4 })
-        try kernel("configure \(link.name)") { () throws(KernelError) in
+        try kernel("configure \(hostName)") { () throws(KernelError) in
             try socket.batch { () throws(KernelError) in
-                try socket.setUp(linkIndex: link.index, alias: alias, ipv4Forwarding: forwards)
+                try socket.setUp(linkIndex: hostIndex, alias: alias, ipv4Forwarding: forwards)
                 for entry in addresses {
-                    try socket.addAddress(.host(entry.gateway), linkIndex: link.index, noDAD: entry.gateway.family == .v6)
-                    try socket.addRoute(RouteSpec(destination: .host(entry.address.address), linkIndex: link.index, scope: .host),
+                    try socket.addAddress(.host(entry.gateway), linkIndex: hostIndex, noDAD: entry.gateway.family == .v6)
+                    try socket.addRoute(RouteSpec(destination: .host(entry.address.address), linkIndex: hostIndex, scope: .host),
                                         mode: .replace)
                 }
             }
@@ -268,6 +275,8 @@ func randomMAC() -> [UInt8] {
 struct Rollback {
     private var steps: [() -> Void] = []
     mutating func add(_ step: @escaping () -> Void) { steps.append(step) }
+    /// A step that runs after every other, whenever it was added.
+    mutating func addRunningLast(_ step: @escaping () -> Void) { steps.insert(step, at: 0) }
     mutating func discard() { steps.removeAll() }
     func run() { for step in steps.reversed() { step() } }
 }
