@@ -167,33 +167,42 @@ public final class RouteSocket {
 
     // MARK: Links
 
-    /// `ip link add <host> address <hostMAC> mtu <mtu> type veth peer name <peer> address <peerMAC> mtu <mtu> netns <fd>`
+    /// The indexes of a new veth pair's two ends, each in its own namespace.
+    public struct VethIndexes: Sendable, Equatable {
+        public var local: Int32
+        public var peer: Int32
+    }
+
+    /// `ip link add <name> address <mac> mtu <mtu> numtxqueues 1 numrxqueues 1 type veth
+    ///  peer name <peerName> address <peerMAC> mtu <mtu> numtxqueues 1 numrxqueues 1 netns <pid>`,
+    /// sent on this socket: the first end is born in this socket's namespace, the peer in the
+    /// namespace of process `peerNamespacePID`.
     ///
-    /// One request creates both ends, the peer born directly in `peerNamespace`: nothing is moved
-    /// between namespaces afterwards (moving is the slow part of veth setup). Both ends are born
-    /// down: the caller sets the host end's per-interface sysctls before it comes up (`setUp`),
-    /// and the kernel configures the peer before the pair is joined, so asking for the peer up
-    /// here fails with ENOTCONN; bring it up from a socket in its namespace.
+    /// ADD sends it on a socket in the pod's namespace, so eth0 is born in the pod and the host end
+    /// in podwire's own namespace: one request creates both ends where they belong, and nothing is
+    /// moved between namespaces afterwards (moving is the slow part of veth setup). Both ends are
+    /// born down: the caller sets the host end's per-interface sysctls before it comes up.
     ///
-    /// Each end has one transmit and one receive queue (`numtxqueues 1 numrxqueues 1`). Left
-    /// unset, the kernel gives a veth one of each per possible CPU, each with its own sysfs
-    /// entries to create and remove, which a pod's veth never uses: without XDP a veth hands
-    /// packets to the receiving CPU's backlog and transmits locklessly. On 2 CPUs that alone was
-    /// a fifth of the pair's creation time; it grows with the node's CPU count.
+    /// Each end has one transmit and one receive queue. Left unset, the kernel gives a veth one
+    /// of each per possible CPU, each with its own sysfs entries to create and remove, which a
+    /// pod's veth never uses: without XDP a veth hands packets to the receiving CPU's backlog and
+    /// transmits locklessly. On 2 CPUs that alone was a fifth of the pair's creation time; it
+    /// grows with the node's CPU count.
+    ///
+    /// The request asks for an echo (NLM_F_ECHO, honoured for link creation from Linux 6.3): the
+    /// new link comes back with its index and, as IFLA_LINK, its peer's, so no `ip link show` of
+    /// either end is needed. nil from older kernels.
     /// Fails with `isExists` when either name is taken; nothing is created then.
-    ///
-    /// Returns the host end's index when the kernel echoes the new link back (NLM_F_ECHO, which
-    /// link creation honours from Linux 6.3): one `ip link show` less. nil from older kernels.
     @discardableResult
-    public func addVethPair(hostName: String, hostMAC: [UInt8], peerName: String, peerMAC: [UInt8],
-                            peerNamespace: NetworkNamespace, mtu: Int?) throws(KernelError) -> Int32? {
+    public func addVethPair(name: String, mac: [UInt8], peerName: String, peerMAC: [UInt8],
+                            peerNamespacePID: Int32, mtu: Int?) throws(KernelError) -> VethIndexes? {
         guard let link = rtnl_link_veth_alloc() else { throw KernelError("rtnl_link_veth_alloc", errno: ENOMEM) }
         defer { rtnl_link_veth_release(link) }
         let peer = rtnl_link_veth_get_peer(link)
         defer { rtnl_link_put(peer) }
-        rtnl_link_set_name(link, hostName)
+        rtnl_link_set_name(link, name)
         rtnl_link_set_name(peer, peerName)
-        try withLinkAddress(hostMAC) { rtnl_link_set_addr(link, $0) }
+        try withLinkAddress(mac) { rtnl_link_set_addr(link, $0) }
         try withLinkAddress(peerMAC) { rtnl_link_set_addr(peer, $0) }
         if let mtu {
             rtnl_link_set_mtu(link, UInt32(mtu))
@@ -203,20 +212,37 @@ public final class RouteSocket {
         rtnl_link_set_num_rx_queues(link, 1)
         rtnl_link_set_num_tx_queues(peer, 1)
         rtnl_link_set_num_rx_queues(peer, 1)
-        rtnl_link_set_ns_fd(peer, peerNamespace.fd)
+        rtnl_link_set_ns_pid(peer, peerNamespacePID)
         var request: OpaquePointer? = nil
-        try netlinkCall("build the request to create \(hostName)") { rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &request) }
+        try netlinkCall("build the request to create \(name)") { rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &request) }
         defer { nlmsg_free(request) }
         nlmsg_hdr(request)!.pointee.nlmsg_flags |= UInt16(NLM_F_ECHO)
-        var hostIndex: Int32? = nil
-        try transact([request!], operation: { _ in "ip link add \(hostName) type veth peer name \(peerName) netns \(peerNamespace.path)" }) {
+        var indexes: VethIndexes? = nil
+        try transact([request!], operation: { _ in "ip link add \(name) type veth peer name \(peerName) netns \(peerNamespacePID)" }) {
             header, payload in
-            // struct ifinfomsg: family, pad, type (2 bytes), then the index.
-            if header.nlmsg_type == UInt16(RTM_NEWLINK), Int(header.nlmsg_len) >= MemoryLayout<nlmsghdr>.size + 16 {
-                hostIndex = payload.load(fromByteOffset: 4, as: Int32.self)
+            if header.nlmsg_type == UInt16(RTM_NEWLINK) {
+                indexes = Self.vethIndexes(payload, length: Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size)
             }
         }
-        return hostIndex
+        return indexes
+    }
+
+    /// A veth's index (ifinfomsg) and its peer's (IFLA_LINK) from an RTM_NEWLINK payload.
+    static func vethIndexes(_ payload: UnsafeRawPointer, length: Int) -> VethIndexes? {
+        let infoSize = 16 // struct ifinfomsg: family, pad, type, index, flags, change
+        guard length >= infoSize else { return nil }
+        let index = payload.load(fromByteOffset: 4, as: Int32.self)
+        var offset = infoSize
+        while offset + 4 <= length {
+            let attributeLength = Int(payload.load(fromByteOffset: offset, as: UInt16.self))
+            let type = payload.load(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+            guard attributeLength >= 4, offset + attributeLength <= length else { return nil }
+            if type == UInt16(IFLA_LINK), attributeLength >= 8 {
+                return VethIndexes(local: index, peer: payload.load(fromByteOffset: offset + 4, as: Int32.self))
+            }
+            offset += (attributeLength + 3) & ~3
+        }
+        return nil
     }
 
     /// `ip link show <name>`; nil when there is no such link.

@@ -3,6 +3,11 @@ import CNIProtocol
 import NetAddress
 import Netfilter
 import Netlink
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// ADD: an address from IPAM, a veth pair with its pod end born in the pod's namespace, the
 /// pod's routes through the gateway, and the node's /32 (/128) host route to the pod.
@@ -40,8 +45,8 @@ struct AddCommand {
         let hostVeth = HostVeth(containerID: environment.containerID, ifname: environment.ifname)
         let hostName = hostVeth.name, hostMAC = hostVeth.mac, podMAC = randomMAC()
         let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
-        var hostIndex = try createVethPair(hostSocket, podSocket: podSocket, hostName: hostName, alias: alias, hostMAC: hostMAC,
-                                           podMAC: podMAC, podNamespace: podNamespace, mtu: mtu)
+        let indexes = try createVethPair(hostSocket, podSocket: podSocket, hostName: hostName, alias: alias, hostMAC: hostMAC,
+                                         podMAC: podMAC, mtu: mtu)
         var rollback = Rollback()
         rollback.add { _ = try? hostSocket.deleteLink(named: hostName) }
         do throws(CNIError) {
@@ -53,13 +58,13 @@ struct AddCommand {
             try enableForwarding(for: addresses)
             try prepareHostEnd(hostName, addresses: addresses)
 
-            try configurePodSide(podSocket, addresses: addresses, routes: allocation.routes)
-            if hostIndex == nil {
-                let link = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
-                guard let link else { throw CNIError(.kernelRefused, "\(hostName) vanished right after it was created") }
-                hostIndex = link.index
+            var podIndex = indexes?.local ?? 0, hostIndex = indexes?.peer ?? 0
+            if indexes == nil {
+                podIndex = try lookUpIndex(podSocket, environment.ifname, in: environment.netns)
+                hostIndex = try lookUpIndex(hostSocket, hostName, in: nil)
             }
-            try configureHostSide(hostSocket, hostName: hostName, hostIndex: hostIndex!, alias: alias, addresses: addresses)
+            try configurePodSide(podSocket, podIndex: podIndex, addresses: addresses, routes: allocation.routes)
+            try configureHostSide(hostSocket, hostName: hostName, hostIndex: hostIndex, alias: alias, addresses: addresses)
             if masquerade.enabled {
                 let podAddresses = addresses.map(\.address.address)
                 try masquerade.install(addresses: podAddresses, subnets: addresses.map(\.address.masked), ipam: ipam,
@@ -119,12 +124,14 @@ struct AddCommand {
         }
     }
 
-    /// Returns the host end's index when the kernel told it (see `RouteSocket.addVethPair`).
+    /// Sent on the pod's socket, so the pod end is born in the pod and the host end (the peer) in
+    /// podwire's own namespace. Returns both ends' indexes when the kernel told them (see
+    /// `RouteSocket.addVethPair`).
     func createVethPair(_ hostSocket: RouteSocket, podSocket: RouteSocket, hostName: String, alias: String, hostMAC: [UInt8],
-                        podMAC: [UInt8], podNamespace: NetworkNamespace, mtu: Int) throws(CNIError) -> Int32? {
-        func create() throws(KernelError) -> Int32? {
-            try hostSocket.addVethPair(hostName: hostName, hostMAC: hostMAC, peerName: environment.ifname, peerMAC: podMAC,
-                                       peerNamespace: podNamespace, mtu: mtu)
+                        podMAC: [UInt8], mtu: Int) throws(CNIError) -> RouteSocket.VethIndexes? {
+        func create() throws(KernelError) -> RouteSocket.VethIndexes? {
+            try podSocket.addVethPair(name: environment.ifname, mac: podMAC, peerName: hostName, peerMAC: hostMAC,
+                                      peerNamespacePID: getpid(), mtu: mtu)
         }
         do {
             return try create()
@@ -183,13 +190,10 @@ struct AddCommand {
     /// Addresses without the kernel's connected route, `gw/32 scope link`, the IPAM routes via the
     /// gateway, then `subnet via gw`: the pod sends everything, neighbours included, to its gateway.
     /// Everything after the index lookup goes to the kernel as one batch, handled in this order.
-    func configurePodSide(_ socket: RouteSocket, addresses: [(address: IPNetwork, gateway: IPAddress)],
+    func configurePodSide(_ socket: RouteSocket, podIndex: Int32, addresses: [(address: IPNetwork, gateway: IPAddress)],
                           routes: [CNIRoute]) throws(CNIError) {
         let ifname = environment.ifname
-        let link = try kernel("look up \(ifname) in \(environment.netns)") { () throws(KernelError) in try socket.link(named: ifname) }
-        guard let link else {
-            throw CNIError(.kernelRefused, "\(ifname) vanished from \(environment.netns) right after it was created")
-        }
+        let link = (index: podIndex, name: ifname)
         try kernel("configure \(ifname) in \(environment.netns)") { () throws(KernelError) in
             try socket.batch { () throws(KernelError) in
                 for entry in addresses {
@@ -215,6 +219,14 @@ struct AddCommand {
                 }
             }
         }
+    }
+
+    /// The index of a link just created, for kernels that do not echo the creation.
+    func lookUpIndex(_ socket: RouteSocket, _ name: String, in netns: String?) throws(CNIError) -> Int32 {
+        let place = netns.map { " in \($0)" } ?? ""
+        let link = try kernel("look up \(name)\(place)") { () throws(KernelError) in try socket.link(named: name) }
+        guard let link else { throw CNIError(.kernelRefused, "\(name) vanished\(place) right after it was created") }
+        return link.index
     }
 
     /// The host end labelled with its owner and brought up, the gateway address on it, and the
