@@ -1,13 +1,17 @@
 /* What the kernel itself costs for everything a ptp-style ADD asks of it, without a plugin: the
- * same requests podwire sends, in the same order, from one C process, timed around them only.
- * No process start, no JSON, no IPAM store. For information beside the floor the targets use
- * (veth-floor.c): it shows how much of an ADD is kernel work that any plugin must wait for.
+ * same requests podwire sends, batched as podwire batches them, from one C process, timed around
+ * them only. No process start, no JSON, no IPAM store. For information beside the floor the
+ * targets use (veth-floor.c): it shows how much of an ADD is kernel work that any plugin must
+ * wait for.
  *
- *   pod:  a netlink socket opened inside the pod's namespace; eth0 looked up (absent);
- *         10.244.0.2/24 noprefixroute; up; 10.244.0.1 scope link; default and 10.244.0.0/24 via it
- *   node: ip_forward read; the veth pair created with the pod end born in the pod's namespace;
- *         disable_ipv6 and forwarding on the host end; host end looked up, alias set, up;
- *         10.244.0.1/32 on it; 10.244.0.2/32 scope host via it
+ *   node: ip_forward read
+ *   pod:  a netlink socket opened inside the pod's namespace, which creates the pair: eth0 in the
+ *         pod, the host end in this process's namespace, one queue each, echoed back
+ *   node: disable_ipv6 on the host end
+ *   pod:  one batch: 10.244.0.2/24 noprefixroute; up; 10.244.0.1 scope link; default and
+ *         10.244.0.0/24 via it
+ *   node: one batch: host end alias, forwarding and up; 10.244.0.1/32 on it; 10.244.0.2/32 scope
+ *         host via it
  *
  * usage: wire-floor <pod-netns-path> <iterations>  (the namespace must hold no eth0)
  * prints one line per iteration: "<wire-ns>"; the pair is deleted (untimed) after each. */
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
+#include <linux/ip.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -31,23 +36,42 @@
 
 #include "netlink-request.h"
 
-/* Sends one request and reads until its ack; returns -errno, else the ifindex of a RTM_NEWLINK
- * reply if there was one, else 0. */
-static int transact(int sock, struct nlmsghdr *h) {
-    if (send(sock, h, h->nlmsg_len, 0) < 0) return -errno;
+/* Sends `count` requests in one send and reads until each is answered; returns the first -errno,
+ * else 0. An echoed RTM_NEWLINK sets *index to its ifindex and *peer to its IFLA_LINK. */
+static int transact_batch(int sock, union request *requests, int count, int *index, int *peer) {
+    char message[8192];
+    size_t length = 0;
+    for (int i = 0; i < count; i++) {
+        requests[i].header.nlmsg_seq = i + 1;
+        memcpy(message + length, &requests[i], requests[i].header.nlmsg_len);
+        length += NLMSG_ALIGN(requests[i].header.nlmsg_len);
+    }
+    if (send(sock, message, length, 0) < 0) return -errno;
     char buffer[8192];
-    int index = 0;
-    for (;;) {
+    int answered = 0, result = 0;
+    while (answered < count) {
         ssize_t n = recv(sock, buffer, sizeof buffer, 0);
         if (n < 0) return -errno;
         for (struct nlmsghdr *reply = (struct nlmsghdr *)buffer; NLMSG_OK(reply, (size_t)n); reply = NLMSG_NEXT(reply, n)) {
-            if (reply->nlmsg_type == RTM_NEWLINK) index = ((struct ifinfomsg *)NLMSG_DATA(reply))->ifi_index;
+            if (reply->nlmsg_type == RTM_NEWLINK && index != NULL) {
+                struct ifinfomsg *info = NLMSG_DATA(reply);
+                *index = info->ifi_index;
+                int left = IFLA_PAYLOAD(reply);
+                for (struct rtattr *a = IFLA_RTA(info); RTA_OK(a, left); a = RTA_NEXT(a, left))
+                    if (a->rta_type == IFLA_LINK) *peer = *(int *)RTA_DATA(a);
+            }
             if (reply->nlmsg_type == NLMSG_ERROR) {
                 int error = ((struct nlmsgerr *)NLMSG_DATA(reply))->error;
-                return error < 0 ? error : index;
+                if (error < 0 && result == 0) result = error;
+                answered++;
             }
         }
     }
+    return result;
+}
+
+static int transact(int sock, struct nlmsghdr *h) {
+    return transact_batch(sock, (union request *)h, 1, NULL, NULL);
 }
 
 static struct nlmsghdr *start(union request *r, int type, int flags, size_t body) {
@@ -58,27 +82,27 @@ static struct nlmsghdr *start(union request *r, int type, int flags, size_t body
     return &r->header;
 }
 
-static int get_link(int sock, const char *name) {
-    union request r;
-    struct nlmsghdr *h = start(&r, RTM_GETLINK, 0, sizeof(struct ifinfomsg));
-    put(h, IFLA_IFNAME, name, strlen(name) + 1);
-    return transact(sock, h);
-}
-
-static int set_up(int sock, int index, const char *alias) {
-    union request r;
-    struct nlmsghdr *h = start(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+static void set_up(union request *r, int index, const char *alias, int forwarding) {
+    struct nlmsghdr *h = start(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
     struct ifinfomsg *info = NLMSG_DATA(h);
     info->ifi_index = index;
     info->ifi_flags = IFF_UP;
     info->ifi_change = IFF_UP;
     if (alias) put(h, IFLA_IFALIAS, alias, strlen(alias) + 1);
-    return transact(sock, h);
+    if (forwarding) {
+        struct rtattr *spec = put(h, IFLA_AF_SPEC, NULL, 0);
+        struct rtattr *inet = put(h, AF_INET, NULL, 0);
+        struct rtattr *conf = put(h, IFLA_INET_CONF, NULL, 0);
+        int one = 1;
+        put(h, IPV4_DEVCONF_FORWARDING, &one, 4);
+        end(h, conf);
+        end(h, inet);
+        end(h, spec);
+    }
 }
 
-static int add_address(int sock, int index, const char *address, int prefix, unsigned flags) {
-    union request r;
-    struct nlmsghdr *h = start(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
+static void add_address(union request *r, int index, const char *address, int prefix, unsigned flags) {
+    struct nlmsghdr *h = start(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
     struct ifaddrmsg *info = NLMSG_DATA(h);
     info->ifa_family = AF_INET;
     info->ifa_prefixlen = prefix;
@@ -88,13 +112,11 @@ static int add_address(int sock, int index, const char *address, int prefix, uns
     put(h, IFA_LOCAL, &a, 4);
     put(h, IFA_ADDRESS, &a, 4);
     if (flags) put(h, IFA_FLAGS, &flags, 4);
-    return transact(sock, h);
 }
 
-static int add_route(int sock, int index, const char *destination, int prefix, const char *gateway,
-                     const char *source, int scope, int flags) {
-    union request r;
-    struct nlmsghdr *h = start(&r, RTM_NEWROUTE, NLM_F_CREATE | flags, sizeof(struct rtmsg));
+static void add_route(union request *r, int index, const char *destination, int prefix, const char *gateway,
+                      const char *source, int scope, int flags) {
+    struct nlmsghdr *h = start(r, RTM_NEWROUTE, NLM_F_CREATE | flags, sizeof(struct rtmsg));
     struct rtmsg *info = NLMSG_DATA(h);
     info->rtm_family = AF_INET;
     info->rtm_dst_len = prefix;
@@ -107,7 +129,6 @@ static int add_route(int sock, int index, const char *destination, int prefix, c
     if (gateway) { inet_pton(AF_INET, gateway, &a); put(h, RTA_GATEWAY, &a, 4); }
     if (source) { inet_pton(AF_INET, source, &a); put(h, RTA_PREFSRC, &a, 4); }
     put(h, RTA_OIF, &index, 4);
-    return transact(sock, h);
 }
 
 static int sysctl_write(const char *path, const char *value) {
@@ -135,44 +156,49 @@ int main(int argc, char **argv) {
         if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) { perror("enter the pod namespace"); return 1; }
         int pod = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (setns(home, CLONE_NEWNET) < 0 || pod < 0) { perror("pod socket"); return 1; }
-        if (get_link(pod, "eth0") != -ENODEV) { fprintf(stderr, "eth0 exists in the pod\n"); return 1; }
         char forward[8];
         int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
         if (fd < 0 || read(fd, forward, sizeof forward) < 0) { perror("ip_forward"); return 1; }
         close(fd);
 
         union request create;
-        struct nlmsghdr *h = start(&create, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifinfomsg));
-        put(h, IFLA_IFNAME, name, strlen(name) + 1);
+        struct nlmsghdr *h = start(&create, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, sizeof(struct ifinfomsg));
+        int one = 1, pid = getpid();
+        put(h, IFLA_IFNAME, "eth0", 5);
+        put(h, IFLA_NUM_TX_QUEUES, &one, 4);
+        put(h, IFLA_NUM_RX_QUEUES, &one, 4);
         struct rtattr *linkinfo = put(h, IFLA_LINKINFO, NULL, 0);
         put(h, IFLA_INFO_KIND, "veth", 4);
         struct rtattr *data = put(h, IFLA_INFO_DATA, NULL, 0);
         struct rtattr *peer = put(h, VETH_INFO_PEER, NULL, 0);
         h->nlmsg_len += sizeof(struct ifinfomsg);
-        put(h, IFLA_IFNAME, "eth0", 5);
-        put(h, IFLA_NET_NS_FD, &ns, sizeof ns);
+        put(h, IFLA_IFNAME, name, strlen(name) + 1);
+        put(h, IFLA_NUM_TX_QUEUES, &one, 4);
+        put(h, IFLA_NUM_RX_QUEUES, &one, 4);
+        put(h, IFLA_NET_NS_PID, &pid, sizeof pid);
         end(h, peer);
         end(h, data);
         end(h, linkinfo);
-        CHECK("create the pair", transact(host, h));
+        int pod_index = 0, host_index = 0;
+        CHECK("create the pair", transact_batch(pod, &create, 1, &pod_index, &host_index));
+        if (pod_index == 0 || host_index == 0) { fprintf(stderr, "the kernel did not echo the new pair\n"); return 1; }
 
-        snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/forwarding", name);
-        CHECK("forwarding", sysctl_write(path, "1\n"));
         snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
         CHECK("disable_ipv6", sysctl_write(path, "1\n"));
-        int host_index = get_link(host, name);
-        CHECK("look up the host end", host_index);
-        CHECK("host end up", set_up(host, host_index, alias));
 
-        int pod_index = get_link(pod, "eth0");
-        CHECK("look up eth0", pod_index);
-        CHECK("pod address", add_address(pod, pod_index, "10.244.0.2", 24, IFA_F_NOPREFIXROUTE));
-        CHECK("eth0 up", set_up(pod, pod_index, NULL));
-        CHECK("gateway route", add_route(pod, pod_index, "10.244.0.1", 32, NULL, "10.244.0.2", RT_SCOPE_LINK, NLM_F_EXCL));
-        CHECK("default route", add_route(pod, pod_index, "0.0.0.0", 0, "10.244.0.1", NULL, RT_SCOPE_UNIVERSE, 0));
-        CHECK("subnet route", add_route(pod, pod_index, "10.244.0.0", 24, "10.244.0.1", "10.244.0.2", RT_SCOPE_UNIVERSE, NLM_F_EXCL));
-        CHECK("gateway address", add_address(host, host_index, "10.244.0.1", 32, 0));
-        CHECK("host route", add_route(host, host_index, "10.244.0.2", 32, NULL, NULL, RT_SCOPE_HOST, NLM_F_REPLACE));
+        union request pod_side[5];
+        add_address(&pod_side[0], pod_index, "10.244.0.2", 24, IFA_F_NOPREFIXROUTE);
+        set_up(&pod_side[1], pod_index, NULL, 0);
+        add_route(&pod_side[2], pod_index, "10.244.0.1", 32, NULL, "10.244.0.2", RT_SCOPE_LINK, NLM_F_EXCL);
+        add_route(&pod_side[3], pod_index, "0.0.0.0", 0, "10.244.0.1", NULL, RT_SCOPE_UNIVERSE, 0);
+        add_route(&pod_side[4], pod_index, "10.244.0.0", 24, "10.244.0.1", "10.244.0.2", RT_SCOPE_UNIVERSE, NLM_F_EXCL);
+        CHECK("pod side", transact_batch(pod, pod_side, 5, NULL, NULL));
+
+        union request host_side[3];
+        set_up(&host_side[0], host_index, alias, 1);
+        add_address(&host_side[1], host_index, "10.244.0.1", 32, 0);
+        add_route(&host_side[2], host_index, "10.244.0.2", 32, NULL, NULL, RT_SCOPE_HOST, NLM_F_REPLACE);
+        CHECK("host side", transact_batch(host, host_side, 3, NULL, NULL));
         long long t1 = now();
         close(pod);
         close(ns);
