@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ struct CLinuxShim_socket_in_netns_call {
     int nsfd, family, type, protocol;
     int fd;
     int error;
+    int borrowed_stack;
 };
 
 static void *socket_in_netns_thread(void *raw) {
@@ -102,16 +104,28 @@ static void *socket_in_netns_thread(void *raw) {
     return NULL;
 }
 
+/* The thread's stack: one static block that a call borrows while its thread runs, so starting the
+ * thread maps and protects no memory (a plugin process makes one such socket). A second call
+ * while it is borrowed gets a stack from glibc as usual. */
+static char socket_in_netns_stack[64 * 1024] __attribute__((aligned(64)));
+static atomic_flag socket_in_netns_stack_borrowed = ATOMIC_FLAG_INIT;
+
 CLinuxShim_socket_in_netns_call *CLinuxShim_socket_in_netns_start(int nsfd, int family, int type, int protocol) {
     struct CLinuxShim_socket_in_netns_call *call = malloc(sizeof *call);
     if (call == NULL) return NULL;
     *call = (struct CLinuxShim_socket_in_netns_call){ .nsfd = nsfd, .family = family, .type = type, .protocol = protocol, .fd = -1 };
     pthread_attr_t attributes;
     int rc = pthread_attr_init(&attributes);
-    if (rc == 0) rc = pthread_attr_setstacksize(&attributes, 64 * 1024);
+    if (rc == 0 && !atomic_flag_test_and_set(&socket_in_netns_stack_borrowed)) {
+        call->borrowed_stack = 1;
+        rc = pthread_attr_setstack(&attributes, socket_in_netns_stack, sizeof socket_in_netns_stack);
+    } else if (rc == 0) {
+        rc = pthread_attr_setstacksize(&attributes, 64 * 1024);
+    }
     if (rc == 0) rc = pthread_create(&call->thread, &attributes, socket_in_netns_thread, call);
     pthread_attr_destroy(&attributes);
     if (rc != 0) {
+        if (call->borrowed_stack) atomic_flag_clear(&socket_in_netns_stack_borrowed);
         free(call);
         errno = rc;
         return NULL;
@@ -121,6 +135,7 @@ CLinuxShim_socket_in_netns_call *CLinuxShim_socket_in_netns_start(int nsfd, int 
 
 int CLinuxShim_socket_in_netns_finish(CLinuxShim_socket_in_netns_call *call) {
     pthread_join(call->thread, NULL);
+    if (call->borrowed_stack) atomic_flag_clear(&socket_in_netns_stack_borrowed);
     int fd = call->fd, error = call->error;
     free(call);
     if (fd < 0) errno = error;
