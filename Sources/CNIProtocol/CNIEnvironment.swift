@@ -8,6 +8,22 @@ public enum CNICommand: String, Sendable, CaseIterable {
     case gc = "GC"
 }
 
+extension CNICommand {
+    /// The command spelled exactly `text`. A switch over the names, not `init(rawValue:)`, whose
+    /// synthesized lookup builds an array of them at run time on every call.
+    public static func named(_ text: String) -> CNICommand? {
+        switch text {
+        case "ADD": .add
+        case "DEL": .del
+        case "CHECK": .check
+        case "VERSION": .version
+        case "STATUS": .status
+        case "GC": .gc
+        default: nil
+        }
+    }
+}
+
 /// The `CNI_*` variables of one invocation, checked against the spec's conventions.
 public struct CNIEnvironment: Sendable, Equatable {
     public var command: CNICommand
@@ -36,6 +52,15 @@ public struct CNIEnvironment: Sendable, Equatable {
         self.pathVariable = path.joined(separator: ":")
     }
 
+    private init(command: CNICommand, containerID: String, netns: String, ifname: String, pathVariable: String) {
+        self.command = command
+        self.containerID = containerID
+        self.netns = netns
+        self.ifname = ifname
+        self.args = []
+        self.pathVariable = pathVariable
+    }
+
     public static func == (lhs: CNIEnvironment, rhs: CNIEnvironment) -> Bool {
         lhs.command == rhs.command && lhs.containerID == rhs.containerID && lhs.netns == rhs.netns
             && lhs.ifname == rhs.ifname && lhs.path == rhs.path
@@ -55,31 +80,28 @@ public struct CNIEnvironment: Sendable, Equatable {
             throw CNIError(.invalidEnvironment, "required env variables [CNI_COMMAND] missing",
                            details: "set CNI_COMMAND to one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let command = CNICommand(rawValue: commandText) else {
+        guard let command = CNICommand.named(commandText) else {
             throw CNIError(.invalidEnvironment, "unknown CNI_COMMAND: \(commandText)",
                            details: "expected one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        var environment = CNIEnvironment(command: command)
-        environment.containerID = variable("CNI_CONTAINERID") ?? ""
-        environment.netns = variable("CNI_NETNS") ?? ""
-        environment.ifname = variable("CNI_IFNAME") ?? ""
-        environment.pathVariable = variable("CNI_PATH") ?? ""
+        var environment = CNIEnvironment(command: command, containerID: variable("CNI_CONTAINERID") ?? "",
+                                          netns: variable("CNI_NETNS") ?? "", ifname: variable("CNI_IFNAME") ?? "",
+                                          pathVariable: variable("CNI_PATH") ?? "")
 
-        // Plain string lists, not (name, value) tuples: every distinct tuple array is one more
-        // generic type for the runtime to build on each start.
-        let required: [String]
-        switch command {
-        case .add, .check: required = ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"]
-        case .del: required = ["CNI_CONTAINERID", "CNI_IFNAME"]
-        case .version, .status, .gc: required = []
-        }
-        var missing: [String] = []
-        for name in required where (variable(name) ?? "").isEmpty { missing.append(name) }
-        if !missing.isEmpty {
-            throw CNIError(.invalidEnvironment, "required env variables [\(missing.joined(separator: ","))] missing",
-                           details: "\(command.rawValue) needs \(required.joined(separator: ", "))")
-        }
-        if !required.isEmpty {
+        // Checked one by one, without a list of the names: each distinct array type is one more
+        // generic type the runtime builds on every start.
+        let needsNetns = command == .add || command == .check
+        let needsAttachment = needsNetns || command == .del
+        if needsAttachment {
+            var missing: [String] = []
+            if environment.containerID.isEmpty { missing.append("CNI_CONTAINERID") }
+            if needsNetns && environment.netns.isEmpty { missing.append("CNI_NETNS") }
+            if environment.ifname.isEmpty { missing.append("CNI_IFNAME") }
+            if !missing.isEmpty {
+                throw CNIError(.invalidEnvironment, "required env variables [\(missing.joined(separator: ","))] missing",
+                               details: "\(command.rawValue) needs "
+                                   + (needsNetns ? "CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME" : "CNI_CONTAINERID, CNI_IFNAME"))
+            }
             if let problem = containerIDProblem(environment.containerID) {
                 throw CNIError(.invalidEnvironment, "invalid CNI_CONTAINERID \"\(environment.containerID)\": \(problem)",
                                details: "a container ID matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
