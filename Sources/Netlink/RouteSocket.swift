@@ -25,12 +25,32 @@ public struct LinkInfo: Sendable, Equatable {
 /// is missing, since CNI's ADD must not clobber and its DEL must be idempotent.
 public final class RouteSocket {
     let socket: OpaquePointer
-    /// Requests held back by `batch`; nil when each verb is sent and answered on its own.
-    private var queued: [QueuedRequest]? = nil
+    /// Requests held back by `batch`, oldest first; nil when each verb is sent and answered on its
+    /// own. A chain of class nodes: an array of a new element type is one more generic type for
+    /// the runtime to build on every ADD.
+    private var queued: QueuedRequest? = nil
+    private var batching = false
 
-    private struct QueuedRequest {
+    private final class QueuedRequest {
         let message: OpaquePointer
         let operation: () -> String
+        var next: QueuedRequest?
+        init(message: OpaquePointer, operation: @escaping () -> String) {
+            self.message = message
+            self.operation = operation
+        }
+        /// The request `index` steps along the chain.
+        func at(_ index: Int) -> QueuedRequest {
+            var request = self
+            for _ in 0..<index { request = request.next! }
+            return request
+        }
+        var count: Int {
+            var count = 1
+            var request = self
+            while let next = request.next { count += 1; request = next }
+            return count
+        }
     }
 
     /// A socket in the calling thread's namespace.
@@ -86,8 +106,9 @@ public final class RouteSocket {
         var message: OpaquePointer? = nil
         let rc = build(&message)
         guard rc >= 0, let message else { throw KernelError("build the request to " + operation(), netlinkCode: rc < 0 ? rc : -NLE_NOMEM) }
-        if queued != nil {
-            queued!.append(QueuedRequest(message: message, operation: operation))
+        if batching {
+            let request = QueuedRequest(message: message, operation: operation)
+            if let first = queued { first.at(first.count - 1).next = request } else { queued = request }
             return
         }
         try netlinkCall(operation()) { nl_send_sync(socket, message) }
@@ -99,28 +120,32 @@ public final class RouteSocket {
     /// request; the kernel has still handled the requests after it (the caller undoes them all
     /// together, as ADD does by deleting the veth).
     public func batch(_ body: () throws(KernelError) -> Void) throws(KernelError) {
-        queued = []
+        batching = true
+        queued = nil
         defer {
-            for request in queued ?? [] { nlmsg_free(request.message) }
+            var request = queued
+            while let current = request {
+                nlmsg_free(current.message)
+                request = current.next
+            }
             queued = nil
+            batching = false
         }
         try body()
-        let requests = queued ?? []
-        guard !requests.isEmpty else { return }
-
-        try transact(requests.map(\.message), operation: { requests[$0].operation() })
+        guard let first = queued else { return }
+        try transact(count: first.count, message: { first.at($0).message }, operation: { first.at($0).operation() })
     }
 
-    /// Sends `messages` (built by libnl) in one sendmsg and reads until the kernel has answered
-    /// each; `reply` sees every other message addressed to them (what NLM_F_ECHO sends back).
+    /// Sends the `count` messages (built by libnl) in one sendmsg and reads until the kernel has
+    /// answered each; `reply` sees every other message addressed to them (what NLM_F_ECHO sends back).
     /// Throws the first refusal, naming its request with `operation(index)`.
-    private func transact(_ messages: [OpaquePointer], operation: (Int) -> String,
+    private func transact(count: Int, message: (Int) -> OpaquePointer, operation: (Int) -> String,
                           reply: (nlmsghdr, UnsafeRawPointer) -> Void = { _, _ in }) throws(KernelError) {
         // Sequence numbers 1...n: libnl's own are clock-based and it keeps counting undisturbed.
         let port = nl_socket_get_local_port(socket)
         var bytes: [UInt8] = []
-        for (index, message) in messages.enumerated() {
-            let header = nlmsg_hdr(message)!
+        for index in 0..<count {
+            let header = nlmsg_hdr(message(index))!
             header.pointee.nlmsg_seq = UInt32(index + 1)
             header.pointee.nlmsg_pid = port
             header.pointee.nlmsg_flags |= UInt16(NLM_F_REQUEST | NLM_F_ACK)
@@ -128,19 +153,19 @@ public final class RouteSocket {
             while bytes.count % 4 != 0 { bytes.append(0) }
         }
         let fd = nl_socket_get_fd(socket)
-        let sent = try systemCall("send \(messages.count) netlink requests") {
+        let sent = try systemCall("send \(count) netlink requests") {
             Int32(truncatingIfNeeded: bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) })
         }
-        guard Int(sent) == bytes.count else { throw KernelError("send \(messages.count) netlink requests", errno: EMSGSIZE) }
+        guard Int(sent) == bytes.count else { throw KernelError("send \(count) netlink requests", errno: EMSGSIZE) }
 
         let capacity = 32768
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
         defer { buffer.deallocate() }
         var answered = 0
-        var refusal: (index: Int, code: Int32)? = nil
+        var refusedIndex = -1, refusedCode: Int32 = 0
         let headerSize = MemoryLayout<nlmsghdr>.size
-        while answered < messages.count {
-            let received = try systemCall("read the answers to \(messages.count) netlink requests") {
+        while answered < count {
+            let received = try systemCall("read the answers to \(count) netlink requests") {
                 Int32(truncatingIfNeeded: recv(fd, buffer, capacity, 0))
             }
             var offset = 0
@@ -149,12 +174,12 @@ public final class RouteSocket {
                 let length = Int(header.nlmsg_len)
                 guard length >= headerSize, offset + length <= Int(received) else { break }
                 let index = Int(header.nlmsg_seq) - 1
-                if messages.indices.contains(index) {
+                if index >= 0 && index < count {
                     if header.nlmsg_type == UInt16(NLMSG_ERROR) {
                         guard length >= headerSize + 4 else { break }
                         answered += 1
                         let code = buffer.load(fromByteOffset: offset + headerSize, as: Int32.self)
-                        if code != 0 && (refusal == nil || index < refusal!.index) { refusal = (index, code) }
+                        if code != 0 && (refusedIndex < 0 || index < refusedIndex) { (refusedIndex, refusedCode) = (index, code) }
                     } else {
                         reply(header, UnsafeRawPointer(buffer + offset + headerSize))
                     }
@@ -162,7 +187,7 @@ public final class RouteSocket {
                 offset += (length + 3) & ~3
             }
         }
-        if let refusal { throw KernelError(operation(refusal.index), errno: -refusal.code) }
+        if refusedIndex >= 0 { throw KernelError(operation(refusedIndex), errno: -refusedCode) }
     }
 
     // MARK: Links
@@ -218,7 +243,7 @@ public final class RouteSocket {
         defer { nlmsg_free(request) }
         nlmsg_hdr(request)!.pointee.nlmsg_flags |= UInt16(NLM_F_ECHO)
         var indexes: VethIndexes? = nil
-        try transact([request!], operation: { _ in "ip link add \(name) type veth peer name \(peerName) netns \(peerNamespacePID)" }) {
+        try transact(count: 1, message: { _ in request! }, operation: { _ in "ip link add \(name) type veth peer name \(peerName) netns \(peerNamespacePID)" }) {
             header, payload in
             if header.nlmsg_type == UInt16(RTM_NEWLINK) {
                 indexes = Self.vethIndexes(payload, length: Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size)
