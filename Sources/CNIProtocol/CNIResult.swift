@@ -127,9 +127,11 @@ extension CNIRoute: JSONRepresentable, JSONDecodable {
     public var json: JSONValue {
         var object: [String: JSONValue] = ["dst": .string(dst.description)]
         if let gw { object["gw"] = .string(gw.description) }
-        for (key, value) in [("mtu", mtu), ("advmss", advmss), ("priority", priority), ("table", table), ("scope", scope)] {
-            if let value { object[key] = .number(Double(value)) }
-        }
+        if let mtu { object["mtu"] = .number(Double(mtu)) }
+        if let advmss { object["advmss"] = .number(Double(advmss)) }
+        if let priority { object["priority"] = .number(Double(priority)) }
+        if let table { object["table"] = .number(Double(table)) }
+        if let scope { object["scope"] = .number(Double(scope)) }
         return .object(object)
     }
 

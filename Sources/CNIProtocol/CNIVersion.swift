@@ -13,13 +13,26 @@ public struct CNIVersion: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// Parses "X.Y.Z" only: the spec compares version strings exactly, so "1.0" is not "1.0.0"
     /// and "01.0.0" (leading zeros) is not "1.0.0" either.
     public init?(_ text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3,
-              parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 4 && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }),
-              parts.allSatisfy({ $0.utf8.count == 1 || $0.utf8.first != UInt8(ascii: "0") }),
-              let major = Int(parts[0]), let minor = Int(parts[1]), let patch = Int(parts[2])
-        else { return nil }
-        self.init(major, minor, patch)
+        // Read byte by byte: split() and Int(_:) cost generic set-up on every plugin start.
+        var numbers = (0, 0, 0)
+        var part = 0, digits = 0, value = 0, leadingZero = false
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, part < 2 else { return nil }
+                if part == 0 { numbers.0 = value } else { numbers.1 = value }
+                part += 1
+                digits = 0
+                value = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 4, !leadingZero || digits == 0 else { return nil }
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") } else if leadingZero { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        guard part == 2, digits > 0 else { return nil }
+        numbers.2 = value
+        self.init(numbers.0, numbers.1, numbers.2)
     }
 
     public var description: String { "\(major).\(minor).\(patch)" }

@@ -7,15 +7,18 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     /// Parses dotted-quad text ("10.244.1.2"); leading zeros and out-of-range octets are rejected,
     /// as Go's net.ParseIP does, so both plugins agree on what a valid address is.
     public init?(_ text: some StringProtocol) {
-        var octets: [UInt32] = []
-        octets.reserveCapacity(4)
+        // The octets accumulate into one integer: no array, which would be one more generic type
+        // for the runtime to set up in a short-lived plugin process.
+        var result: UInt32 = 0
+        var octets = 0
         var current: UInt32 = 0
         var digits = 0
         var leadingZero = false
         for byte in text.utf8 {
             if byte == UInt8(ascii: ".") {
-                guard digits > 0, octets.count < 3 else { return nil }
-                octets.append(current)
+                guard digits > 0, octets < 3 else { return nil }
+                result = result << 8 | current
+                octets += 1
                 current = 0
                 digits = 0
                 leadingZero = false
@@ -29,9 +32,8 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
                 return nil
             }
         }
-        guard digits > 0, octets.count == 3 else { return nil }
-        octets.append(current)
-        value = octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]
+        guard digits > 0, octets == 3 else { return nil }
+        value = result << 8 | current
     }
 
     public var bytes: [UInt8] {
