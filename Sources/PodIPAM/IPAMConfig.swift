@@ -42,32 +42,38 @@ public struct IPAMConfig: Sendable {
         }
         let runtimeConfig = network.json["runtimeConfig"]?.objectValue ?? [:]
 
-        var labelledSets: [(label: String, value: JSONValue)] = []
+        // Two parallel lists rather than one of (label, value) tuples: a tuple array is one more
+        // generic type for the runtime to build on every ADD.
+        var setLabels: [String] = []
+        var setValues: [JSONValue] = []
         if let runtimeRanges = runtimeConfig["ipRanges"], runtimeRanges != .null {
             for (index, set) in try list(runtimeRanges, "runtimeConfig.ipRanges").enumerated() {
-                labelledSets.append(("runtimeConfig.ipRanges[\(index)]", set))
+                setLabels.append("runtimeConfig.ipRanges[\(index)]")
+                setValues.append(set)
             }
         }
         if let subnet = ipam["subnet"], subnet != .null, subnet != .string("") {
             var legacy: [String: JSONValue] = [:]
             for key in ["subnet", "rangeStart", "rangeEnd", "gateway"] { legacy[key] = ipam[key] }
-            labelledSets.append(("ipam.subnet", .array([.object(legacy)])))
+            setLabels.append("ipam.subnet")
+            setValues.append(.array([.object(legacy)]))
         }
         if let ranges = ipam["ranges"], ranges != .null {
             for (index, set) in try list(ranges, "ipam.ranges").enumerated() {
-                labelledSets.append(("ipam.ranges[\(index)]", set))
+                setLabels.append("ipam.ranges[\(index)]")
+                setValues.append(set)
             }
         }
-        if labelledSets.isEmpty {
+        if setValues.isEmpty {
             throw CNIError(.invalidNetworkConfig, "no IP ranges in the ipam section of network \(network.name)",
                            details: "set ipam.ranges, e.g. \"ranges\": [[{\"subnet\": \"10.244.1.0/24\"}]]")
         }
 
         var rangeSets: [[IPRange]] = []
-        for (setIndex, labelled) in labelledSets.enumerated() {
-            rangeSets.append(try parseRangeSet(labelled.value, index: setIndex, label: labelled.label))
+        for setIndex in setValues.indices {
+            rangeSets.append(try parseRangeSet(setValues[setIndex], index: setIndex, label: setLabels[setIndex]))
         }
-        try checkOverlaps(rangeSets, labels: labelledSets.map(\.label))
+        try checkOverlaps(rangeSets, labels: setLabels)
         if network.cniVersion < .v0_3_0 {
             for family in [IPFamily.v4, .v6] where rangeSets.filter({ $0[0].family == family }).count > 1 {
                 throw CNIError(.invalidNetworkConfig,
@@ -201,12 +207,8 @@ public struct IPAMConfig: Sendable {
                 addresses.append(address)
             }
         }
-        let lists: [(label: String, value: JSONValue?)] = [
-            ("args.cni.ips", network.json["args"]?["cni"]?["ips"]),
-            ("runtimeConfig.ips", network.json["runtimeConfig"]?["ips"]),
-        ]
-        for (label, value) in lists {
-            guard let value, value != .null else { continue }
+        func appendList(_ label: String, _ value: JSONValue?) throws(CNIError) {
+            guard let value, value != .null else { return }
             guard case .array(let items) = value else {
                 throw CNIError(.invalidNetworkConfig, "invalid \(label): expected a list of addresses")
             }
@@ -218,6 +220,8 @@ public struct IPAMConfig: Sendable {
                 addresses.append(address)
             }
         }
+        try appendList("args.cni.ips", network.json["args"]?["cni"]?["ips"])
+        try appendList("runtimeConfig.ips", network.json["runtimeConfig"]?["ips"])
         var seen = Set<IPAddress>()
         return addresses.filter { seen.insert($0).inserted }
     }
