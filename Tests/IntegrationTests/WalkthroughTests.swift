@@ -73,6 +73,13 @@ struct WalkthroughTests {
                 #expect(try node.addresses(of: attachment.hostVeth, family: "inet6").isEmpty)
                 let v6 = try node.ipv6Routes()
                 #expect(!v6.contains { $0.dev == attachment.hostVeth }, "IPv6 routes on \(attachment.hostVeth): \(v6)")
+                // The host end forwards by its own flag too (set in the request that brings it up).
+                #expect(try node.sysctl("net.ipv4.conf.\(attachment.hostVeth).forwarding") == "1")
+                // One queue each way on both ends, not one per CPU.
+                let hostDetails = try node.ip("-d", "link", "show", "dev", attachment.hostVeth)
+                #expect(hostDetails.contains("numtxqueues 1 numrxqueues 1"), "\(hostDetails)")
+                let podDetails = try node.podIP(attachment.pod, "-d", "link", "show", "dev", "eth0")
+                #expect(podDetails.contains("numtxqueues 1 numrxqueues 1"), "\(podDetails)")
             }
         }
         #expect(setup.ipForwardBefore == "0", "a fresh netns should start with forwarding off")
