@@ -12,6 +12,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/link/inet.h>
 #include <linux/ip.h>
+#include <linux/netconf.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
 #include <netlink/route/neighbour.h>

@@ -325,6 +325,33 @@ public final class RouteSocket {
         }
     }
 
+    /// `sysctl net.ipv4.ip_forward` (IPv4) or `net.ipv6.conf.all.forwarding` (IPv6), asked with
+    /// RTM_GETNETCONF (`ip netconf show`) on this socket rather than read from /proc/sys: one round
+    /// trip, no path walk. nil when the kernel answers without the value.
+    public func allForwarding(family: IPFamily) throws(KernelError) -> Bool? {
+        guard let message = nlmsg_alloc_simple(Int32(RTM_GETNETCONF), 0) else { throw KernelError("nlmsg_alloc", errno: ENOMEM) }
+        defer { nlmsg_free(message) }
+        var header = netconfmsg(ncm_family: UInt8(family == .v4 ? AF_INET : AF_INET6))
+        try netlinkCall("build the netconf request") { nlmsg_append(message, &header, MemoryLayout<netconfmsg>.size, 4) }
+        try netlinkCall("build the netconf request") { nla_put_s32(message, Int32(NETCONFA_IFINDEX), -1) } // NETCONFA_IFINDEX_ALL
+        var forwarding: Bool? = nil
+        try transact(count: 1, message: { _ in message }, operation: { _ in "ip netconf show (family \(family))" }) { header, payload in
+            guard header.nlmsg_type == UInt16(RTM_NEWNETCONF) else { return }
+            let length = Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size
+            var offset = 4 // struct netconfmsg, padded
+            while offset + 4 <= length {
+                let attributeLength = Int(payload.load(fromByteOffset: offset, as: UInt16.self))
+                let type = payload.load(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+                guard attributeLength >= 4, offset + attributeLength <= length else { return }
+                if type == UInt16(NETCONFA_FORWARDING), attributeLength >= 8 {
+                    forwarding = payload.load(fromByteOffset: offset + 4, as: Int32.self) != 0
+                }
+                offset += (attributeLength + 3) & ~3
+            }
+        }
+        return forwarding
+    }
+
     /// `operation` is only built when the kernel refuses: the message for an error, not work on every ADD.
     private func changeLink(index: Int32, operation: @escaping @autoclosure () -> String, _ apply: (OpaquePointer) -> Void) throws(KernelError) {
         guard let target = rtnl_link_alloc(), let change = rtnl_link_alloc() else { throw KernelError("rtnl_link_alloc", errno: ENOMEM) }

@@ -55,7 +55,7 @@ struct AddCommand {
             // while a route to it still points at this pod's veth.
             rollback.addRunningLast { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
             let addresses = try validatedAddresses(allocation)
-            try enableForwarding(for: addresses)
+            try enableForwarding(for: addresses, hostSocket)
             try prepareHostEnd(hostName, addresses: addresses)
 
             var podIndex = indexes?.local ?? 0, hostIndex = indexes?.peer ?? 0
@@ -113,11 +113,14 @@ struct AddCommand {
         return 1500
     }
 
-    func enableForwarding(for addresses: [(address: IPNetwork, gateway: IPAddress)]) throws(CNIError) {
-        if addresses.contains(where: { $0.address.family == .v4 }) {
+    /// Switches the node's forwarding on where it is off. The kernel is asked first over netlink
+    /// (no /proc/sys walk); only a node with forwarding off, or a kernel that does not say, gets
+    /// the serialized check and write.
+    func enableForwarding(for addresses: [(address: IPNetwork, gateway: IPAddress)], _ socket: RouteSocket) throws(CNIError) {
+        if addresses.contains(where: { $0.address.family == .v4 }), (try? socket.allForwarding(family: .v4)) != true {
             try kernel("enable IPv4 forwarding") { () throws(KernelError) in try Sysctl.ensureSerialized("net/ipv4/ip_forward", is: "1") }
         }
-        if addresses.contains(where: { $0.address.family == .v6 }) {
+        if addresses.contains(where: { $0.address.family == .v6 }), (try? socket.allForwarding(family: .v6)) != true {
             try kernel("enable IPv6 forwarding") { () throws(KernelError) in
                 try Sysctl.ensureSerialized("net/ipv6/conf/all/forwarding", is: "1")
             }
