@@ -27,8 +27,11 @@ enum FileIO {
         return result
     }
 
-    /// Reads at most `limit` bytes of an open file.
-    static func readAll(_ fd: Int32, limit: Int, operation: String) throws(SystemCallError) -> [UInt8] {
+    /// Reads at most `limit` bytes of an open file. With `shortReadIsEnd`, a read that returns
+    /// less than asked for ends it: true of regular files, and it spares the read that would only
+    /// return 0 (the store's files are a few dozen bytes, read under its lock; anything else
+    /// placed in the store merely reads short).
+    static func readAll(_ fd: Int32, limit: Int, operation: String, shortReadIsEnd: Bool = false) throws(SystemCallError) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 512)
         while bytes.count < limit {
@@ -39,6 +42,7 @@ enum FileIO {
             }
             if count == 0 { break }
             bytes.append(contentsOf: chunk[..<count])
+            if shortReadIsEnd && count < chunk.count { break }
         }
         return bytes.count > limit ? Array(bytes[..<limit]) : bytes
     }
@@ -137,7 +141,7 @@ final class Directory {
             throw SystemCallError("open")
         }
         defer { close(fd) }
-        return try FileIO.readAll(fd, limit: limit, operation: "read")
+        return try FileIO.readAll(fd, limit: limit, operation: "read", shortReadIsEnd: true)
     }
 
     /// Creates `name` only if nothing (not even a dangling symlink) has that name; false if taken.
