@@ -94,7 +94,8 @@ extension CNIInterface: JSONRepresentable, JSONDecodable {
     }
 
     public var json: JSONValue {
-        var object: [String: JSONValue] = ["name": .string(name)]
+        var object = JSONValue.newObject()
+        object["name"] = .string(name)
         if let mac { object["mac"] = .string(mac) }
         if let mtu { object["mtu"] = .number(Double(mtu)) }
         if let sandbox { object["sandbox"] = .string(sandbox) }
@@ -125,7 +126,8 @@ extension CNIRoute: JSONRepresentable, JSONDecodable {
     }
 
     public var json: JSONValue {
-        var object: [String: JSONValue] = ["dst": .string(dst.description)]
+        var object = JSONValue.newObject()
+        object["dst"] = .string(dst.description)
         if let gw { object["gw"] = .string(gw.description) }
         if let mtu { object["mtu"] = .number(Double(mtu)) }
         if let advmss { object["advmss"] = .number(Double(advmss)) }
@@ -187,7 +189,8 @@ extension CNIResult {
     /// Converting down to 0.1.0/0.2.0 keeps the first address of each family, as libcni does, and
     /// fails when there is no address at all, since that form cannot express a result without one.
     public func encoded(as version: CNIVersion) throws(CNIError) -> [UInt8] {
-        var document: [String: JSONValue] = ["cniVersion": .string(version.description)]
+        var document = JSONValue.newObject()
+        document["cniVersion"] = .string(version.description)
         if let dns, dns.isSet { document["dns"] = dns.json }
         if version >= .v0_3_0 {
             let current = version >= .v1_1_0
@@ -196,7 +199,8 @@ extension CNIResult {
             }
             if !ips.isEmpty {
                 document["ips"] = .array(ips.map { ip in
-                    var entry: [String: JSONValue] = ["address": .string(ip.address.description)]
+                    var entry = JSONValue.newObject()
+                    entry["address"] = .string(ip.address.description)
                     if version < .v1_0_0 { entry["version"] = .string(ip.address.family.cniVersionString) }
                     if let gateway = ip.gateway { entry["gateway"] = .string(gateway.description) }
                     if let interface = ip.interface { entry["interface"] = .number(Double(interface)) }
@@ -216,7 +220,8 @@ extension CNIResult {
         }
         for (ip, family, key) in [(v4, IPFamily.v4, "ip4"), (v6, IPFamily.v6, "ip6")] {
             guard let ip else { continue }
-            var entry: [String: JSONValue] = ["ip": .string(ip.address.description)]
+            var entry = JSONValue.newObject()
+            entry["ip"] = .string(ip.address.description)
             if let gateway = ip.gateway { entry["gateway"] = .string(gateway.description) }
             let familyRoutes = routes.filter { $0.dst.family == family }
             if !familyRoutes.isEmpty { entry["routes"] = .array(familyRoutes.map(\.withoutV1_1Fields.json)) }

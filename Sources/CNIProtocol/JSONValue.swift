@@ -13,6 +13,11 @@ public enum JSONValue: Hashable, Sendable {
         return nil
     }
 
+    /// An empty object's dictionary with room for a few keys. Built by subscript rather than from
+    /// a dictionary literal, whose (key, value) array is one more generic type for the runtime to
+    /// build in a plugin process that writes one result and exits.
+    public static func newObject() -> [String: JSONValue] { [String: JSONValue](minimumCapacity: 8) }
+
     public var objectValue: [String: JSONValue]? {
         if case .object(let object) = self { return object }
         return nil
