@@ -61,7 +61,8 @@ public final class RouteSocket {
             nl_socket_free(socket)
             throw KernelError("connect rtnetlink socket", netlinkCode: rc)
         }
-        Self.receiveWithoutPeeking(socket)
+        // libnl keeps peeking here (see receiveWithoutPeeking): the node's links include physical
+        // NICs, whose RTM_NEWLINK with every SR-IOV VF listed can outgrow any fixed buffer.
         self.socket = socket
     }
 
@@ -89,7 +90,9 @@ public final class RouteSocket {
     }
 
     /// libnl peeks at every answer to size its buffer, then reads it again: two recvmsg calls per
-    /// message. One buffer as large as the kernel's biggest dump chunk (32 KiB) makes it one call.
+    /// message. A pod's namespace holds only small links (lo, veths, at most a VF, which lists no
+    /// VFs of its own), so one 32 KiB buffer (the kernel's dump chunk) makes it one call there. A
+    /// message that would not fit fails with NLE_MSG_TRUNC rather than being cut.
     private static func receiveWithoutPeeking(_ socket: OpaquePointer) {
         nl_socket_disable_msg_peek(socket)
         _ = nl_socket_set_msg_buf_size(socket, 32768)
