@@ -16,17 +16,12 @@
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 
 extern char **environ;
-
-const int CLinuxShim_CLONE_NEWNET = CLONE_NEWNET;
-const int CLinuxShim_CLONE_NEWNS = CLONE_NEWNS;
-const int CLinuxShim_CLONE_NEWUSER = CLONE_NEWUSER;
 
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
@@ -39,13 +34,7 @@ const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE = IFA_F_NOPREFIXROUTE;
 
 const unsigned char CLinuxShim_RTPROT_BOOT = RTPROT_BOOT;
 
-int CLinuxShim_setns(int fd, int nstype) { return setns(fd, nstype); }
-
-int CLinuxShim_unshare(int flags) { return unshare(flags); }
-
 int CLinuxShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
-
-pid_t CLinuxShim_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 int CLinuxShim_getrandom(void *buffer, size_t len) {
     unsigned char *p = buffer;
@@ -140,11 +129,6 @@ int CLinuxShim_socket_in_netns_finish(CLinuxShim_socket_in_netns_call *call) {
     free(call);
     if (fd < 0) errno = error;
     return fd;
-}
-
-int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol) {
-    CLinuxShim_socket_in_netns_call *call = CLinuxShim_socket_in_netns_start(nsfd, family, type, protocol);
-    return call == NULL ? -1 : CLinuxShim_socket_in_netns_finish(call);
 }
 
 struct CLinuxShim_netlink_call {

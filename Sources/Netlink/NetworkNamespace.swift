@@ -9,7 +9,7 @@ import Musl
 ///
 /// podwire never runs its own code inside a pod's namespace. A netlink socket stays bound to the
 /// namespace it was created in, so `RouteSocket(in:)` enters once, only to create its socket, on
-/// a short-lived C thread (`CLinuxShim_socket_in_netns`): `setns` changes only the calling
+/// a short-lived C thread (`CLinuxShim_socket_in_netns_start`): `setns` changes only the calling
 /// thread, and that thread is never the caller's and never runs Swift concurrency.
 public final class NetworkNamespace {
     let fd: Int32

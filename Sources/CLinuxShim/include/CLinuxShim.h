@@ -8,10 +8,6 @@
 
 #ifdef __linux__
 
-extern const int CLinuxShim_CLONE_NEWNET;
-extern const int CLinuxShim_CLONE_NEWNS;
-extern const int CLinuxShim_CLONE_NEWUSER;
-
 /* statfs f_type of a namespace file: nsfs bind mounts and /proc/<pid>/ns/net. */
 extern const long CLinuxShim_NSFS_MAGIC;
 extern const long CLinuxShim_PROC_SUPER_MAGIC;
@@ -23,10 +19,7 @@ extern const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE;
 /* The route protocol ip(8) prints as "boot": what routes added by a plugin carry. */
 extern const unsigned char CLinuxShim_RTPROT_BOOT;
 
-int   CLinuxShim_setns(int fd, int nstype);
-int   CLinuxShim_unshare(int flags);
 int   CLinuxShim_pipe2(int fds[2], int flags);
-pid_t CLinuxShim_gettid(void);
 /* getrandom(2) that retries until len bytes are filled; 0 on success. */
 int   CLinuxShim_getrandom(void *buffer, size_t len);
 /* statfs(2) on an open fd; writes f_type. */
@@ -35,15 +28,12 @@ int   CLinuxShim_fstatfs_type(int fd, long *type);
 char **CLinuxShim_environ(void);
 
 /* socket(2) created inside the network namespace `nsfd`, then bind(2) to a kernel-chosen address
- * of `family` (netlink: a port id), and returned to the caller: a socket stays in the namespace
- * it was created in. setns changes only the calling thread, so the work runs on a short-lived
- * thread of its own with a small stack that runs no Swift and allocates nothing; the caller's
- * thread never leaves its namespace. Returns the fd, or -1 with errno set (from setns, socket,
- * bind or pthread_create). */
-int CLinuxShim_socket_in_netns(int nsfd, int family, int type, int protocol);
-/* The same in two halves, so the caller can work while the thread runs: `start` returns NULL with
- * errno set when the thread cannot be started; `finish` waits for it and returns what
- * CLinuxShim_socket_in_netns would. Every started call must be finished exactly once. */
+ * of `family` (netlink: a port id), and handed to the caller: a socket stays in the namespace it
+ * was created in. setns changes only the calling thread, so the work runs on a short-lived thread
+ * of its own with a small stack that runs no Swift and allocates nothing; the caller's thread
+ * never leaves its namespace and works meanwhile. `start` returns NULL with errno set when the
+ * thread cannot be started; `finish` waits for it and returns the fd, or -1 with errno set (from
+ * setns, socket or bind). Every started call must be finished exactly once. */
 typedef struct CLinuxShim_socket_in_netns_call CLinuxShim_socket_in_netns_call;
 CLinuxShim_socket_in_netns_call *CLinuxShim_socket_in_netns_start(int nsfd, int family, int type, int protocol);
 int CLinuxShim_socket_in_netns_finish(CLinuxShim_socket_in_netns_call *call);
