@@ -252,19 +252,20 @@ public enum IPFamily: Sendable, Hashable {
     public var cniVersionString: String { self == .v4 ? "4" : "6" }
 }
 
-/// Address text built from bytes. String interpolation of integers and `String(_:radix:)` go
-/// through generic integer formatting, whose conformances the runtime looks up on first use: a
-/// noticeable part of a plugin process that formats a few addresses and exits.
-struct AddressText {
+/// Address text built from bytes: addresses, MACs, interface names. String interpolation of
+/// integers and `String(_:radix:)` go through generic integer formatting, whose conformances the
+/// runtime looks up on first use: a noticeable part of a plugin process that formats a few
+/// addresses and exits.
+public struct AddressText {
     private var bytes: [UInt8] = []
 
-    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+    public init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
     var isEmpty: Bool { bytes.isEmpty }
     var endsWithColon: Bool { bytes.last == UInt8(ascii: ":") }
-    var string: String { String(decoding: bytes, as: UTF8.self) }
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func append(_ text: StaticString) {
+    public mutating func append(_ text: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
@@ -276,14 +277,17 @@ struct AddressText {
 
     /// Lowercase, without leading zeros ("db8", "0").
     mutating func appendHex(_ value: UInt16) {
-        var shift = 12
-        var started = false
+        var digits = 1
+        while digits < 4 && value >> (4 * UInt16(digits)) != 0 { digits += 1 }
+        appendHex(UInt64(value), digits: digits)
+    }
+
+    /// The low `digits` hex digits of `value`, lowercase, leading zeros kept ("02", "0a1b2c3d").
+    public mutating func appendHex(_ value: UInt64, digits: Int) {
+        var shift = 4 * (digits - 1)
         while shift >= 0 {
-            let digit = UInt8(truncatingIfNeeded: value >> UInt16(shift)) & 0x0f
-            if digit != 0 || started || shift == 0 {
-                bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
-                started = true
-            }
+            let digit = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0x0f
+            bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
             shift -= 4
         }
     }

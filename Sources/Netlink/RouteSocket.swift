@@ -438,18 +438,14 @@ public final class RouteSocket {
     }
 }
 
-/// "02:42:ac:11:00:02". Built from bytes: `joined(separator:)` over [String] and
-/// `String(_:radix:)` cost runtime conformance lookups on every ADD.
+/// "02:42:ac:11:00:02".
 public func formatMAC(_ bytes: [UInt8]) -> String {
-    let digits: StaticString = "0123456789abcdef"
-    var text: [UInt8] = []
-    text.reserveCapacity(bytes.count * 3)
+    var text = AddressText(capacity: bytes.count * 3)
     for (index, byte) in bytes.enumerated() {
-        if index > 0 { text.append(UInt8(ascii: ":")) }
-        text.append(digits.utf8Start[Int(byte >> 4)])
-        text.append(digits.utf8Start[Int(byte & 0x0f)])
+        if index > 0 { text.append(":") }
+        text.appendHex(UInt64(byte), digits: 2)
     }
-    return String(decoding: text, as: UTF8.self)
+    return text.string
 }
 
 /// A `RouteSocket(in:)` under way: its thread enters the namespace and makes the socket while the

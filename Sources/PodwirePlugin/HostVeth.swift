@@ -1,3 +1,4 @@
+import NetAddress
 import Netlink
 
 /// The host end's identity, derived from the attachment: its name is "veth" + 8 hex digits, so DEL
@@ -25,18 +26,12 @@ public struct HostVeth: Sendable, Equatable {
         mac = Self.signedMAC(folded)
     }
 
-    /// "veth" and the hash as 8 lowercase hex digits, built from bytes: `String(_:radix:)` goes
-    /// through generic integer formatting the runtime sets up on first use, on every ADD and DEL.
+    /// "veth" and the hash as 8 lowercase hex digits.
     static func name(_ hash: UInt32) -> String {
-        var text = Array("veth".utf8)
-        var shift: UInt32 = 28
-        while true {
-            let digit = UInt8(truncatingIfNeeded: hash >> shift) & 0x0f
-            text.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
-            if shift == 0 { break }
-            shift -= 4
-        }
-        return String(decoding: text, as: UTF8.self)
+        var text = AddressText(capacity: 12)
+        text.append("veth")
+        text.appendHex(UInt64(hash), digits: 8)
+        return text.string
     }
 
     static func signedMAC(_ hash: UInt32) -> [UInt8] {
