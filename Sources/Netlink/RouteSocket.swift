@@ -29,6 +29,8 @@ public final class RouteSocket {
     /// own. A chain of class nodes: an array of a new element type is one more generic type for
     /// the runtime to build on every ADD.
     private var queued: QueuedRequest? = nil
+    private var lastQueued: QueuedRequest? = nil
+    private var queuedCount = 0
     private var batching = false
 
     private final class QueuedRequest {
@@ -44,12 +46,6 @@ public final class RouteSocket {
             var request = self
             for _ in 0..<index { request = request.next! }
             return request
-        }
-        var count: Int {
-            var count = 1
-            var request = self
-            while let next = request.next { count += 1; request = next }
-            return count
         }
     }
 
@@ -111,7 +107,9 @@ public final class RouteSocket {
         guard rc >= 0, let message else { throw KernelError("build the request to " + operation(), netlinkCode: rc < 0 ? rc : -NLE_NOMEM) }
         if batching {
             let request = QueuedRequest(message: message, operation: operation)
-            if let first = queued { first.at(first.count - 1).next = request } else { queued = request }
+            if let last = lastQueued { last.next = request } else { queued = request }
+            lastQueued = request
+            queuedCount += 1
             return
         }
         try netlinkCall(operation()) { nl_send_sync(socket, message) }
@@ -124,19 +122,18 @@ public final class RouteSocket {
     /// together, as ADD does by deleting the veth).
     public func batch(_ body: () throws(KernelError) -> Void) throws(KernelError) {
         batching = true
-        queued = nil
         defer {
             var request = queued
             while let current = request {
                 nlmsg_free(current.message)
                 request = current.next
             }
-            queued = nil
+            (queued, lastQueued, queuedCount) = (nil, nil, 0)
             batching = false
         }
         try body()
         guard let first = queued else { return }
-        try transact(count: first.count, message: { first.at($0).message }, operation: { first.at($0).operation() })
+        try transact(count: queuedCount, message: { first.at($0).message }, operation: { first.at($0).operation() })
     }
 
     /// Sends the `count` messages (built by libnl) in one sendmsg and reads until the kernel has
@@ -258,16 +255,20 @@ public final class RouteSocket {
     /// A veth's index (ifinfomsg) and its peer's (IFLA_LINK) from an RTM_NEWLINK payload.
     static func vethIndexes(_ payload: UnsafeRawPointer, length: Int) -> VethIndexes? {
         let infoSize = 16 // struct ifinfomsg: family, pad, type, index, flags, change
-        guard length >= infoSize else { return nil }
-        let index = payload.load(fromByteOffset: 4, as: Int32.self)
-        var offset = infoSize
+        guard length >= infoSize,
+              let peer = int32Attribute(UInt16(IFLA_LINK), in: payload, from: infoSize, to: length) else { return nil }
+        return VethIndexes(local: payload.load(fromByteOffset: 4, as: Int32.self), peer: peer)
+    }
+
+    /// The 32-bit value of the first attribute of `type` among the attributes that fill
+    /// `payload[offset..<length]` (each a 16-bit length, a 16-bit type, data padded to 4 bytes).
+    static func int32Attribute(_ type: UInt16, in payload: UnsafeRawPointer, from offset: Int, to length: Int) -> Int32? {
+        var offset = offset
         while offset + 4 <= length {
             let attributeLength = Int(payload.load(fromByteOffset: offset, as: UInt16.self))
-            let type = payload.load(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+            let attributeType = payload.load(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff // no nested/byte-order bits
             guard attributeLength >= 4, offset + attributeLength <= length else { return nil }
-            if type == UInt16(IFLA_LINK), attributeLength >= 8 {
-                return VethIndexes(local: index, peer: payload.load(fromByteOffset: offset + 4, as: Int32.self))
-            }
+            if attributeType == type, attributeLength >= 8 { return payload.load(fromByteOffset: offset + 4, as: Int32.self) }
             offset += (attributeLength + 3) & ~3
         }
         return nil
@@ -340,17 +341,10 @@ public final class RouteSocket {
         var forwarding: Bool? = nil
         try transact(count: 1, message: { _ in message }, operation: { _ in "ip netconf show (family \(family))" }) { header, payload in
             guard header.nlmsg_type == UInt16(RTM_NEWNETCONF) else { return }
-            let length = Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size
-            var offset = 4 // struct netconfmsg, padded
-            while offset + 4 <= length {
-                let attributeLength = Int(payload.load(fromByteOffset: offset, as: UInt16.self))
-                let type = payload.load(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
-                guard attributeLength >= 4, offset + attributeLength <= length else { return }
-                if type == UInt16(NETCONFA_FORWARDING), attributeLength >= 8 {
-                    forwarding = payload.load(fromByteOffset: offset + 4, as: Int32.self) != 0
-                }
-                offset += (attributeLength + 3) & ~3
-            }
+            // struct netconfmsg, padded to 4 bytes, then the attributes.
+            let value = Self.int32Attribute(UInt16(NETCONFA_FORWARDING), in: payload, from: 4,
+                                            to: Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size)
+            if let value { forwarding = value != 0 }
         }
         return forwarding
     }
