@@ -20,6 +20,8 @@ let package = Package(
     targets: [
         // C: what Glibc's Swift module hides (_GNU_SOURCE) and kernel constants that are macros.
         .target(name: "CLinuxShim", cSettings: [.define("_GNU_SOURCE")]),
+        // C: argv for the Swift runtime without its /proc/self/maps scan at every start (static links).
+        .target(name: "CProcessStart"),
         // C: libnl-3 / libnl-route-3 headers (include path only; linking is chosen above).
         .systemLibrary(name: "CNetlink", providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         // C: the kernel's nf_tables netlink ABI (UAPI headers only; nothing to link).
@@ -39,8 +41,8 @@ let package = Package(
 
         // The plugin's verbs over those layers, and the thin executable.
         .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "Netfilter", "NetAddress", "CLinuxShim"]),
-        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin"]),
-        .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin"]),
+        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CProcessStart"]),
+        .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin", "CProcessStart"]),
 
         // Replayable randomness for the tests and the fuzz target (Scripts/fuzz.sh compiles it in).
         .target(name: "SeededRandom", path: "Tests/SeededRandom"),
