@@ -3,16 +3,42 @@
 # no libnl on the node and start without the dynamic loader. Cross-module optimization lets the
 # compiler specialize the generic code of podwire's own modules where it is used: about a fifth
 # fewer instructions per ADD, most of them the runtime instantiating generic types by name.
+#
+# The link (lld, each Swift function in a section of its own) packs the functions listed in
+# Scripts/lib/podwire.order at the start of the text, so that an ADD faults in about half the
+# code pages it would otherwise (see Scripts/order.sh, which writes that list).
+#
+# PODWIRE_RELEASE_SYMBOLS=1 keeps the symbol table (for profiling; its own scratch directory). The
+# debug info goes either way: valgrind 3.19 cannot read what lld writes of it.
 # Prints the directory that holds podwire and podwire-ipam.
 podwire_build_release() {
-    local scratch=.build-release log
-    local flags=(-c release -Xswiftc -static-executable -Xswiftc -cross-module-optimization -Xlinker -s --scratch-path "$scratch")
+    local scratch=.build-release log order missing listed
+    order="$PWD/Scripts/lib/podwire.order"
+    local flags=(-c release -Xswiftc -static-executable -Xswiftc -cross-module-optimization
+        -Xswiftc -Xfrontend -Xswiftc -function-sections -Xswiftc -use-ld=lld)
+    if [ -f "$order" ]; then
+        flags+=(-Xlinker "--symbol-ordering-file=$order")
+    fi
+    if [ "${PODWIRE_RELEASE_SYMBOLS:-0}" = 1 ]; then
+        scratch=.build-release-symbols
+        flags+=(-Xlinker --strip-debug)
+    else
+        flags+=(-Xlinker -s)
+    fi
+    flags+=(--scratch-path "$scratch")
     log=$(mktemp)
     if ! PODWIRE_STATIC=1 swift build "${flags[@]}" >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         return 1
     fi
+    # lld names each listed function it did not find, once per binary linked in this build.
+    missing=$(grep -c "symbol ordering file: no such symbol" "$log" || true)
     rm -f "$log"
+    if [ "$missing" -gt 0 ] && [ -f "$order" ]; then
+        listed=$(grep -vc '^#' "$order")
+        echo "release: $missing lookups of the $listed functions in Scripts/lib/podwire.order found nothing;" \
+            "if that is many, the list is stale: Scripts/order.sh rewrites it" >&2
+    fi
     PODWIRE_STATIC=1 swift build "${flags[@]}" --show-bin-path
 }
