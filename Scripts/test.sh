@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every podwire test on a fresh Debian 12 machine: installs what is missing, builds with
-# warnings treated as failures, runs the unit and namespace tests as root, then the namespace
-# tests again as an unprivileged user (where the kernel allows user namespaces).
+# warnings treated as failures, runs the unit and namespace tests as root, the namespace tests
+# again against the static release binary a node installs, and once more as an unprivileged user
+# (where the kernel allows user namespaces).
 #
 # Nothing here touches this machine's network: every test that creates interfaces, routes or
 # sysctls does so inside a private user+network+mount namespace it made itself.
@@ -45,6 +46,18 @@ swift test --skip-build
 echo "== fuzzing the config and result readers (20 s)"
 PODWIRE_FUZZ_ORACLE=0 Scripts/fuzz.sh 20
 
+# What a node runs is the static release binary, linked differently (lld, the hot functions packed
+# first, the runtime's argv finder replaced): the namespace tests run again against it.
+echo "== the release binary: static, then the namespace tests against it"
+source Scripts/lib/release.sh
+release_dir=$(podwire_build_release)
+linkage=$(ldd "$release_dir/podwire" 2>&1 || true)
+if ! grep -q "not a dynamic executable" <<<"$linkage"; then
+    echo "test.sh: the release podwire is not static: $linkage" >&2
+    exit 1
+fi
+PODWIRE_BIN="$release_dir/podwire" swift test --skip-build --filter IntegrationTests
+
 if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urnm true 2>/dev/null; then
     echo "== namespace tests as an unprivileged user (uid 65534 in a user namespace of its own)"
     bundle=$(find "$bin_dir" -maxdepth 1 -name '*PackageTests.xctest' | head -n 1)
@@ -54,3 +67,4 @@ if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups unsh
 else
     echo "== unprivileged namespace tests skipped: user namespaces are not available to uid 65534 here"
 fi
+
