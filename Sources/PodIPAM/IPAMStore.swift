@@ -106,15 +106,69 @@ public final class IPAMStore {
     }
 }
 
+/// The index entries one operation has read or changed, each with the addresses it verified.
+///
+/// An ADD or DEL touches one or two entries (the attachment's, and its legacy id-only one), so
+/// they are kept in a list searched in order. A hashed table keyed by String cost every ADD and
+/// DEL a scan of all protocol conformances in the binary at first use (String's Hashable, for the
+/// table's and the changed-name set's metadata): about a sixth of an ADD's instructions.
+struct IndexEntries {
+    private struct Entry {
+        var name: String
+        var addresses: [IPAddress]
+        /// The entry's file must be rewritten (or removed, when empty) at commit.
+        var changed: Bool
+    }
+
+    private var list: [Entry] = []
+
+    init() {}
+
+    /// The entries a rebuild has just written, none of them changed since.
+    init(written: [String: [IPAddress]]) {
+        list = written.map { Entry(name: $0.key, addresses: $0.value, changed: false) }
+    }
+
+    func addresses(_ name: String) -> [IPAddress]? {
+        list.first { $0.name == name }?.addresses
+    }
+
+    /// Records `addresses` for `name`; `changed` marks the file for rewriting (never unmarks it).
+    mutating func set(_ name: String, _ addresses: [IPAddress], changed: Bool) {
+        if let position = list.firstIndex(where: { $0.name == name }) {
+            list[position].addresses = addresses
+            list[position].changed = list[position].changed || changed
+        } else {
+            list.append(Entry(name: name, addresses: addresses, changed: changed))
+        }
+    }
+
+    /// Takes `address` out of every entry that lists it.
+    mutating func remove(_ address: IPAddress) {
+        for position in list.indices where list[position].addresses.contains(address) {
+            list[position].addresses.removeAll { $0 == address }
+            list[position].changed = true
+        }
+    }
+
+    /// Hands `write` each entry to write at commit, by name, so files are always written in the
+    /// same order, and counts it written once `write` returns.
+    mutating func writeChanged<Failure: Error>(_ write: (_ name: String, _ addresses: [IPAddress]) throws(Failure) -> Void) throws(Failure) {
+        list.sort { $0.name < $1.name }
+        for position in list.indices where list[position].changed {
+            try write(list[position].name, list[position].addresses)
+            list[position].changed = false
+        }
+    }
+}
+
 /// The store as seen by one operation, under the lock. Implements the allocator's AddressBook.
 struct StoreTransaction: AddressBook {
     let store: IPAMStore
     /// Entries were created or removed in the network directory: the stamp must be renewed.
     var directoryChanged = false
-    /// Index entries read or changed by this operation, by index file name, verified.
-    var entries: [String: [IPAddress]] = [:]
-    /// Entries whose file must be rewritten (or removed, when empty) at commit.
-    var dirty: Set<String> = []
+    /// Index entries read or changed by this operation, verified.
+    var entries = IndexEntries()
 
     /// "#" and " " never occur in a container ID, so host-local's legacy match (whole content == ID)
     /// can never take an index entry for a record, whatever follows the header.
@@ -169,8 +223,7 @@ struct StoreTransaction: AddressBook {
         if let indexName = Self.indexName(attachment) {
             var addresses = try entry(indexName, owner: .attachment(attachment))
             addresses.append(address)
-            entries[indexName] = addresses
-            dirty.insert(indexName)
+            entries.set(indexName, addresses, changed: true)
         }
         return true
     }
@@ -183,10 +236,7 @@ struct StoreTransaction: AddressBook {
             throw IPAMStore.failure(error, "remove the address file", path: directory.child(name))
         }
         directoryChanged = true
-        for (indexName, addresses) in entries where addresses.contains(address) {
-            entries[indexName] = addresses.filter { $0 != address }
-            dirty.insert(indexName)
-        }
+        entries.remove(address)
     }
 
     mutating func lastReserved(rangeSet: Int) throws(CNIError) -> IPAddress? {
@@ -218,7 +268,7 @@ struct StoreTransaction: AddressBook {
 
     /// The entry's addresses whose files still hold `owner`'s record; stale lines are dropped.
     mutating func entry(_ name: String, owner: RecordOwner) throws(CNIError) -> [IPAddress] {
-        if let cached = entries[name] { return cached }
+        if let cached = entries.addresses(name) { return cached }
         let bytes: [UInt8]?
         do {
             bytes = try index.read(name)
@@ -226,7 +276,7 @@ struct StoreTransaction: AddressBook {
             throw IPAMStore.failure(error, "read the IPAM index entry", path: index.child(name))
         }
         guard let bytes else {
-            entries[name] = []
+            entries.set(name, [], changed: false)
             return []
         }
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { $0 != Self.indexHeader }
@@ -236,8 +286,7 @@ struct StoreTransaction: AddressBook {
                   try readOwner(String(line)) == owner else { continue }
             verified.append(address)
         }
-        if verified.count != lines.count { dirty.insert(name) }
-        entries[name] = verified
+        entries.set(name, verified, changed: verified.count != lines.count)
         return verified
     }
 
@@ -267,9 +316,9 @@ struct StoreTransaction: AddressBook {
     /// Writes the changed index entries, then renews the stamp: index after the address files it
     /// describes, stamp last, so a crash anywhere in between leaves a mismatch and so a rebuild.
     mutating func commit() throws(CNIError) {
-        for name in dirty.sorted() {
-            let addresses = entries[name] ?? []
-            do {
+        let index = self.index
+        try entries.writeChanged { (name, addresses) throws(CNIError) in
+            do throws(SystemCallError) {
                 if addresses.isEmpty {
                     try index.remove(name)
                 } else {
@@ -279,7 +328,6 @@ struct StoreTransaction: AddressBook {
                 throw IPAMStore.failure(error, "write the IPAM index entry", path: index.child(name))
             }
         }
-        dirty = []
         if directoryChanged {
             try writeStamp()
             directoryChanged = false
@@ -400,8 +448,7 @@ struct StoreTransaction: AddressBook {
                 throw IPAMStore.failure(error, "write the IPAM index entry", path: index.child(name))
             }
         }
-        entries = fresh
-        dirty = []
+        entries = IndexEntries(written: fresh)
         try writeStamp()
         directoryChanged = false
     }
