@@ -16,12 +16,12 @@ struct GarbageCollector {
 
         let socket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
         let links = try kernel("list links") { () throws(KernelError) in try socket.links() }
-        let validKeys = Set(valid.map { "\($0.containerID)/\($0.ifname)" })
+        // Whole aliases are compared, as ADD wrote them: a very long container ID's is cut short.
+        let validAliases = Set(valid.map { HostVeth.alias(network: config.name, containerID: $0.containerID, ifname: $0.ifname) })
         for link in links where link.kind == "veth" {
-            let owner = HostVeth.attachment(fromAlias: link.alias, network: config.name)
             let stale: Bool
-            if let owner {
-                stale = !validKeys.contains("\(owner.containerID)/\(owner.ifname)")
+            if link.alias.hasPrefix(HostVeth.aliasPrefix(network: config.name)) {
+                stale = !validAliases.contains(link.alias)
             } else {
                 // Signed but unlabelled: an ADD that died before it finished, which no runtime lists.
                 stale = link.alias.isEmpty && HostVeth.isSigned(name: link.name, mac: link.mac)

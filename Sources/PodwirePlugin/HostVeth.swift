@@ -46,19 +46,23 @@ public struct HostVeth: Sendable, Equatable {
     }
 
     /// The alias podwire writes on the host end, naming the attachment that owns it.
+    /// Cut to `maxAliasLength` bytes, on a character boundary, for very long container IDs: GC and
+    /// DEL compare whole aliases, never parse a cut one.
     public static func alias(network: String, containerID: String, ifname: String) -> String {
-        // IFALIASZ is 256 including the NUL; container IDs are usually 64 characters.
-        String(decoding: "\(aliasPrefix(network: network))\(containerID) \(ifname)".utf8.prefix(255), as: UTF8.self)
+        let full = "\(aliasPrefix(network: network))\(containerID) \(ifname)"
+        if full.utf8.count <= maxAliasLength { return full }
+        var cut = "", length = 0
+        for scalar in full.unicodeScalars {
+            length += UTF8.width(scalar)
+            if length > maxAliasLength { break }
+            cut.unicodeScalars.append(scalar)
+        }
+        return cut
     }
+
+    /// IFALIASZ (256) counts the NUL that libnl sends with the text, so the kernel takes 255 bytes
+    /// with it: 254 of alias. Container IDs are usually 64 characters.
+    static let maxAliasLength = 254
 
     public static func aliasPrefix(network: String) -> String { "podwire \(network) " }
-
-    /// The attachment named by an alias of `network`, or nil for another network's or none.
-    public static func attachment(fromAlias alias: String, network: String) -> (containerID: String, ifname: String)? {
-        let prefix = aliasPrefix(network: network)
-        guard alias.hasPrefix(prefix) else { return nil }
-        let rest = alias.dropFirst(prefix.count).split(separator: " ", maxSplits: 1)
-        guard rest.count == 2 else { return nil }
-        return (String(rest[0]), String(rest[1]))
-    }
 }

@@ -198,6 +198,33 @@ struct WalkthroughTests {
         let supported = try #require(response.json?["supportedVersions"] as? [String], "\(response)")
         #expect(supported.contains("1.0.0"))
     }
+
+    /// The host veth's alias (network, container ID, ifname) is podwire's longest netlink request:
+    /// the longest the kernel takes must be built and accepted, and GC, which recognises a veth's
+    /// attachment by its alias, must know a cut one.
+    @Test("a container ID longer than an alias holds: ADD wires the pod with the alias cut to 254 bytes, GC knows it")
+    func longestAlias() throws {
+        let node = try TestNode()
+        let cni = CNIRunner(node: node, plugin: .podwire)
+        try node.addPod("pod-a")
+        try node.addPod("pod-b")
+        let longID = String(repeating: "0123456789abcdef", count: 20)
+        let result = try cni.expectAddSucceeded(try cni.add(pod: "pod-a", containerID: longID))
+        let hostVeth = try #require(result.interfaces?.first?.name, "\(result)")
+        let details = try node.ip("-d", "link", "show", "dev", hostVeth)
+        let alias = try #require(details.split(separator: "\n").first { $0.hasPrefix("    alias ") }, "\(details)")
+        #expect(alias == "    alias " + String(("podwire kindnet " + longID + " eth0").prefix(254)), "\(details)")
+        #expect(try node.ping(from: "pod-a", to: "10.244.1.1").succeeded)
+
+        cni.expectSilentSuccess(try cni.gc(valid: [(longID, "eth0")]))
+        #expect(try node.link(hostVeth) != nil, "GC removed the listed attachment's \(hostVeth)")
+        cni.expectSilentSuccess(try cni.gc(valid: [("pod-b", "eth0")]))
+        #expect(try node.link(hostVeth) == nil, "GC left the unlisted attachment's \(hostVeth)")
+
+        #expect(try cni.add(pod: "pod-b", containerID: longID).succeeded)
+        cni.expectDelSucceeded(try cni.del(pod: "pod-b", containerID: longID))
+        #expect(try node.links().map(\.ifname) == ["lo"])
+    }
 }
 
 private func isMAC(_ text: String) -> Bool {
