@@ -49,8 +49,14 @@ public final class RouteSocket {
         }
     }
 
+    /// The buffer libnl gives each request it builds (its default is a page, zeroed on allocation).
+    /// podwire's largest request, a link change carrying a 255-byte alias, is under 400 bytes; a
+    /// request that outgrew it would fail to build (NLE_NOMEM), never be cut. An ADD builds about ten.
+    static let requestBufferSize = 1024
+
     /// A socket in the calling thread's namespace.
     public init() throws(KernelError) {
+        nlmsg_set_default_size(Self.requestBufferSize)
         guard let socket = nl_socket_alloc() else { throw KernelError("nl_socket_alloc", errno: ENOMEM) }
         let rc = nl_connect(socket, NETLINK_ROUTE)
         if rc < 0 {
@@ -69,6 +75,7 @@ public final class RouteSocket {
 
     /// The socket `pending` was making; waits for its thread.
     public init(opening pending: PendingRouteSocket) throws(KernelError) {
+        nlmsg_set_default_size(Self.requestBufferSize)
         let fd = pending.finish()
         guard fd >= 0 else { throw KernelError("open a netlink socket in \(pending.path)", errno: errno) }
         guard let socket = nl_socket_alloc() else {
