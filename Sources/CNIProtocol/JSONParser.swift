@@ -231,10 +231,20 @@ struct JSONParser {
             return parser.index - from
         }
         guard index < bytes.count else { throw failure("truncated number") }
+        let integerStart = index
         if bytes[index] == UInt8(ascii: "0") {
             index += 1
         } else if digits(&self) == 0 {
             throw failure("invalid number")
+        }
+        // A plain integer of up to 15 digits (ports, MTUs, codes) is exact in a Double: summed
+        // here, without building a String for strtod.
+        let isPlainInteger = index == bytes.count
+            || (bytes[index] != UInt8(ascii: ".") && bytes[index] != UInt8(ascii: "e") && bytes[index] != UInt8(ascii: "E"))
+        if isPlainInteger && index - integerStart <= 15 {
+            var magnitude: Int64 = 0
+            for position in integerStart..<index { magnitude = magnitude * 10 + Int64(bytes[position] &- UInt8(ascii: "0")) }
+            return bytes[start] == UInt8(ascii: "-") ? -Double(magnitude) : Double(magnitude)
         }
         if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
             index += 1
