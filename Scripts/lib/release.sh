@@ -6,7 +6,8 @@
 #
 # The link (lld, each Swift function in a section of its own) packs the functions listed in
 # Scripts/lib/podwire.order at the start of the text, so that an ADD faults in about half the
-# code pages it would otherwise (see Scripts/order.sh, which writes that list). Each segment
+# code pages it would otherwise, and the variables ADD and DEL touch at the start of the data
+# (see Scripts/order.sh, which writes that list). Each segment
 # starts on a 2 MiB boundary, in the file and in memory: where the kernel caches the file in
 # 2 MiB folios (install.sh writes it in one piece for that), the packed code and the standard
 # library's text behind it are mapped two PMDs at a time instead of 16 pages per fault. That
@@ -21,14 +22,20 @@ podwire_build_release() {
     local flags=(-c release -Xswiftc -static-executable -Xswiftc -cross-module-optimization
         -Xswiftc -Xfrontend -Xswiftc -function-sections -Xswiftc -use-ld=lld
         -Xlinker -z -Xlinker max-page-size=0x200000 -Xlinker -z -Xlinker separate-loadable-segments)
-    if [ -f "$order" ]; then
-        flags+=(-Xlinker "--symbol-ordering-file=$order")
-    fi
     if [ "${PODWIRE_RELEASE_SYMBOLS:-0}" = 1 ]; then
         scratch=.build-release-symbols
         flags+=(-Xlinker --strip-debug)
     else
         flags+=(-Xlinker -s)
+    fi
+    if [ -f "$order" ]; then
+        # Linked from a copy named by its content: SwiftPM relinks when the flags change, not when
+        # a file a flag names does.
+        local linked_order
+        mkdir -p "$scratch"
+        linked_order="$PWD/$scratch/podwire-$(sha256sum "$order" | cut -c1-16).order"
+        [ -f "$linked_order" ] || cp "$order" "$linked_order"
+        flags+=(-Xlinker "--symbol-ordering-file=$linked_order")
     fi
     flags+=(--scratch-path "$scratch")
     log=$(mktemp)
