@@ -148,7 +148,10 @@ struct Allocation: Hashable, Sendable {
 enum Allocator {
     /// Which range set each requested address belongs to (nil where none was requested).
     /// Fails, before anything is reserved, for an address outside every set or two in one set.
+    /// Empty when nothing was requested (the usual ADD): `allocate` reads a missing entry as nil,
+    /// and an empty array costs the runtime no metadata for [IPAddress?] to build.
     static func assignRequested(_ requested: [IPAddress], to rangeSets: [[IPRange]]) throws(CNIError) -> [IPAddress?] {
+        if requested.isEmpty { return [] }
         var assigned = [IPAddress?](repeating: nil, count: rangeSets.count)
         for address in requested {
             guard let setIndex = rangeSets.firstIndex(where: { $0.range(containing: address) != nil }) else {
