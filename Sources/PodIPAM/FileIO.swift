@@ -104,7 +104,17 @@ final class Directory {
         return Directory(fd: fd, path: path)
     }
 
-    func child(_ name: String) -> String { path.hasSuffix("/") ? path + name : path + "/" + name }
+    func child(_ name: String) -> String { Self.child(name, of: path) }
+
+    static func child(_ name: String, of path: String) -> String { path.hasSuffix("/") ? path + name : path + "/" + name }
+
+    /// `path` opened as a directory, its last component not followed (as `subdirectory` opens it):
+    /// one open where the step-by-step way takes two. nil on any failure; the caller then goes step
+    /// by step, which creates what is missing and names what is wrong.
+    static func openExisting(_ path: String) -> Directory? {
+        let fd = FileIO.retrying { Glibc.open(path, FileIO.directoryFlags) }
+        return fd >= 0 ? Directory(fd: fd, path: path) : nil
+    }
 
     /// Opens (and with `create`, makes) a subdirectory; a symlink in its place fails with ELOOP.
     func subdirectory(_ name: String, create: Bool) throws(SystemCallError) -> Directory {

@@ -48,16 +48,20 @@ public final class IPAMStore {
         }
         self.dataDir = dataDir
         self.network = network
-        let data: Directory
-        do {
-            data = try Directory.open(path: dataDir, create: true)
-        } catch {
-            throw Self.failure(error, "create the IPAM data directory", path: dataDir)
-        }
-        do {
-            directory = try data.subdirectory(network, create: true)
-        } catch {
-            throw Self.failure(error, "create the IPAM directory", path: data.child(network))
+        if let existing = Directory.openExisting(Directory.child(network, of: dataDir)) {
+            directory = existing
+        } else {
+            let data: Directory
+            do {
+                data = try Directory.open(path: dataDir, create: true)
+            } catch {
+                throw Self.failure(error, "create the IPAM data directory", path: dataDir)
+            }
+            do {
+                directory = try data.subdirectory(network, create: true)
+            } catch {
+                throw Self.failure(error, "create the IPAM directory", path: data.child(network))
+            }
         }
         do {
             index = try directory.subdirectory(Self.indexDirectoryName, create: true)
