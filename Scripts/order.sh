@@ -13,8 +13,8 @@
 #
 # How: builds the release binaries with their symbols, runs each verb under valgrind's callgrind
 # inside a private user+network+mount namespace (pods in 10.244.0.0/16, nothing on this machine's
-# network), and lists every function that ran, first ADD's and DEL's, then the rest; then ADD and
-# DEL again under lackey, which logs every memory access, for the variables.
+# network), and lists every function that ran; then ADD and DEL again under lackey, which logs
+# every memory access, for the variables.
 #
 # When: after a change to what ADD or DEL run. The release build says how many of the listed
 # functions it no longer finds; a stale list only costs speed, never correctness.
@@ -88,22 +88,23 @@ trap 'rm -rf "$work"' EXIT
 echo "== each verb once under callgrind, in a private namespace"
 unshare -Urnm --propagation private bash "$0" --inside "$bin_dir" "$work"
 
-# Every function callgrind saw, in the order the calls first name them; "0x..." are addresses
-# without a symbol, and "'2" marks a recursion level, not a different function.
+# Every function callgrind saw; "0x..." are addresses without a symbol, and "'2" marks a recursion
+# level, not a different function. Sorted: where a function sits inside the packed stretch does
+# not matter, and a sorted list changes only where the code did.
 cat "$work"/*.out |
     sed -n -E "s/^c?fn=\([0-9]+\) (.+)$/\1/p" |
     sed -E "s/'[0-9]+$//" |
     grep -v -E '^0x[0-9a-f]+$' |
-    awk '!seen[$0]++' >"$work/ran"
+    LC_ALL=C sort -u >"$work/ran"
 
 # glibc picks memcpy, strlen and the like for the CPU at start-up, and valgrind's virtual CPU is
 # not the node's: list every variant of each such function that ran.
 variants='(sse2|sse42|ssse3|avx|avx2|avx512|evex)'
 nm --defined-only "$bin_dir/podwire" | awk '$2 ~ /^[tT]$/ { print $3 }' >"$work/symbols"
 grep -oE "^__[a-z0-9]+_$variants" "$work/ran" | sed -E "s/_$variants\$//" | sort -u |
-    while read -r base; do grep -E "^${base}_$variants" "$work/symbols" || true; done >"$work/variants"
+    while read -r base; do grep -E "^${base}_$variants" "$work/symbols" || true; done | LC_ALL=C sort -u >"$work/variants"
 
-python3 Scripts/lib/touched-data.py "$bin_dir/podwire" "$work"/*.trace >"$work/data"
+python3 Scripts/lib/touched-data.py "$bin_dir/podwire" "$work"/*.trace | LC_ALL=C sort -u >"$work/data"
 
 order=Scripts/lib/podwire.order
 {
