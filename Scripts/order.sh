@@ -88,13 +88,14 @@ trap 'rm -rf "$work"' EXIT
 echo "== each verb once under callgrind, in a private namespace"
 unshare -Urnm --propagation private bash "$0" --inside "$bin_dir" "$work"
 
-# Every function callgrind saw; "0x..." are addresses without a symbol, and "'2" marks a recursion
-# level, not a different function. Sorted: where a function sits inside the packed stretch does
+# Every function callgrind saw; "0x..." are addresses without a symbol, "(below main)" is
+# callgrind's name for what runs before main, and "'2" marks a recursion level, not a different
+# function. Sorted: where a function sits inside the packed stretch does
 # not matter, and a sorted list changes only where the code did.
 cat "$work"/*.out |
     sed -n -E "s/^c?fn=\([0-9]+\) (.+)$/\1/p" |
     sed -E "s/'[0-9]+$//" |
-    grep -v -E '^0x[0-9a-f]+$' |
+    grep -v -E '^(0x[0-9a-f]+|\(below main\))$' |
     LC_ALL=C sort -u >"$work/ran"
 
 # glibc picks memcpy, strlen and the like for the CPU at start-up, and valgrind's virtual CPU is
