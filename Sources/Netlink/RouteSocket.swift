@@ -30,9 +30,10 @@ public final class RouteSocket {
     /// the runtime to build on every ADD.
     private var queued: QueuedRequest? = nil
     private var lastQueued: QueuedRequest? = nil
-    private var queuedCount = 0
     private var batching = false
 
+    /// A request built by libnl and the `ip` command it equals (built only for an error message),
+    /// linked to the one sent after it.
     private final class QueuedRequest {
         let message: OpaquePointer
         let operation: () -> String
@@ -40,12 +41,6 @@ public final class RouteSocket {
         init(message: OpaquePointer, operation: @escaping () -> String) {
             self.message = message
             self.operation = operation
-        }
-        /// The request `index` steps along the chain.
-        func at(_ index: Int) -> QueuedRequest {
-            var request = self
-            for _ in 0..<index { request = request.next! }
-            return request
         }
     }
 
@@ -116,7 +111,6 @@ public final class RouteSocket {
             let request = QueuedRequest(message: message, operation: operation)
             if let last = lastQueued { last.next = request } else { queued = request }
             lastQueued = request
-            queuedCount += 1
             return
         }
         try netlinkCall(operation()) { nl_send_sync(socket, message) }
@@ -135,29 +129,32 @@ public final class RouteSocket {
                 nlmsg_free(current.message)
                 request = current.next
             }
-            (queued, lastQueued, queuedCount) = (nil, nil, 0)
+            (queued, lastQueued) = (nil, nil)
             batching = false
         }
         try body()
         guard let first = queued else { return }
-        try transact(count: queuedCount, message: { first.at($0).message }, operation: { first.at($0).operation() })
+        try transact(first)
     }
 
-    /// Sends the `count` messages (built by libnl) in one sendmsg and reads until the kernel has
-    /// answered each; `reply` sees every other message addressed to them (what NLM_F_ECHO sends back).
-    /// Throws the first refusal, naming its request with `operation(index)`.
-    private func transact(count: Int, message: (Int) -> OpaquePointer, operation: (Int) -> String,
-                          reply: (nlmsghdr, UnsafeRawPointer) -> Void = { _, _ in }) throws(KernelError) {
+    /// Sends the chain of requests from `first` in one sendmsg and reads until the kernel has
+    /// answered each; `reply` sees every other message addressed to them (what NLM_F_ECHO sends
+    /// back). Throws the first refusal, naming its request. The messages stay the caller's.
+    private func transact(_ first: QueuedRequest, reply: (nlmsghdr, UnsafeRawPointer) -> Void = { _, _ in }) throws(KernelError) {
         // Sequence numbers 1...n: libnl's own are clock-based and it keeps counting undisturbed.
         let port = nl_socket_get_local_port(socket)
         var bytes: [UInt8] = []
-        for index in 0..<count {
-            let header = nlmsg_hdr(message(index))!
-            header.pointee.nlmsg_seq = UInt32(index + 1)
+        var count = 0
+        var request: QueuedRequest? = first
+        while let current = request {
+            count += 1
+            let header = nlmsg_hdr(current.message)!
+            header.pointee.nlmsg_seq = UInt32(count)
             header.pointee.nlmsg_pid = port
             header.pointee.nlmsg_flags |= UInt16(NLM_F_REQUEST | NLM_F_ACK)
             bytes.append(contentsOf: UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
             while bytes.count % 4 != 0 { bytes.append(0) }
+            request = current.next
         }
         let fd = nl_socket_get_fd(socket)
         let sent = try systemCall("send \(count) netlink requests") {
@@ -194,7 +191,10 @@ public final class RouteSocket {
                 offset += (length + 3) & ~3
             }
         }
-        if refusedIndex >= 0 { throw KernelError(operation(refusedIndex), errno: -refusedCode) }
+        guard refusedIndex >= 0 else { return }
+        var refused = first
+        for _ in 0..<refusedIndex { refused = refused.next! }
+        throw KernelError(refused.operation(), errno: -refusedCode)
     }
 
     // MARK: Links
@@ -250,8 +250,8 @@ public final class RouteSocket {
         defer { nlmsg_free(request) }
         nlmsg_hdr(request)!.pointee.nlmsg_flags |= UInt16(NLM_F_ECHO)
         var indexes: VethIndexes? = nil
-        try transact(count: 1, message: { _ in request! }, operation: { _ in "ip link add \(name) type veth peer name \(peerName) netns \(peerNamespacePID)" }) {
-            header, payload in
+        let creation = QueuedRequest(message: request!) { "ip link add \(name) type veth peer name \(peerName) netns \(peerNamespacePID)" }
+        try transact(creation) { header, payload in
             if header.nlmsg_type == UInt16(RTM_NEWLINK) {
                 indexes = Self.vethIndexes(payload, length: Int(header.nlmsg_len) - MemoryLayout<nlmsghdr>.size)
             }
@@ -346,7 +346,7 @@ public final class RouteSocket {
         try netlinkCall("build the netconf request") { nlmsg_append(message, &header, MemoryLayout<netconfmsg>.size, 4) }
         try netlinkCall("build the netconf request") { nla_put_s32(message, Int32(NETCONFA_IFINDEX), -1) } // NETCONFA_IFINDEX_ALL
         var forwarding: Bool? = nil
-        try transact(count: 1, message: { _ in message }, operation: { _ in "ip netconf show (family \(family))" }) { header, payload in
+        try transact(QueuedRequest(message: message) { "ip netconf show (family \(family))" }) { header, payload in
             guard header.nlmsg_type == UInt16(RTM_NEWNETCONF) else { return }
             // struct netconfmsg, padded to 4 bytes, then the attributes.
             let value = Self.int32Attribute(UInt16(NETCONFA_FORWARDING), in: payload, from: 4,
