@@ -5,6 +5,7 @@
 #include "CLinuxShim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +34,8 @@ const unsigned int CLinuxShim_IFA_F_NODAD = IFA_F_NODAD;
 const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE = IFA_F_NOPREFIXROUTE;
 
 const unsigned char CLinuxShim_RTPROT_BOOT = RTPROT_BOOT;
+
+const int CLinuxShim_AT_EMPTY_PATH = AT_EMPTY_PATH;
 
 int CLinuxShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 

@@ -1,3 +1,4 @@
+import CLinuxShim
 import CNIProtocol
 import NetAddress
 
@@ -558,7 +559,7 @@ extension Directory {
         // Linking the fd itself (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which a plugin run as
         // root has; it spares the walk through /proc/self/fd, about 20 us per ADD. The /proc
         // link works for any owner of the fd.
-        if linkat(fd, "", self.fd, name, Self.linkEmptyPath) == 0 { return true }
+        if linkat(fd, "", self.fd, name, CLinuxShim_AT_EMPTY_PATH) == 0 { return true }
         if errno == EEXIST { return false }
         if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", self.fd, name, AT_SYMLINK_FOLLOW) == 0 { return true }
         switch errno {
@@ -567,7 +568,4 @@ extension Directory {
         default: throw SystemCallError("link")
         }
     }
-
-    /// AT_EMPTY_PATH, also behind _GNU_SOURCE in Glibc's Swift module.
-    static let linkEmptyPath: Int32 = 0x1000
 }

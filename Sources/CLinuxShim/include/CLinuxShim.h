@@ -19,6 +19,9 @@ extern const unsigned int CLinuxShim_IFA_F_NOPREFIXROUTE;
 /* The route protocol ip(8) prints as "boot": what routes added by a plugin carry. */
 extern const unsigned char CLinuxShim_RTPROT_BOOT;
 
+/* linkat(2) flag: link the file an fd refers to (needs CAP_DAC_READ_SEARCH). */
+extern const int CLinuxShim_AT_EMPTY_PATH;
+
 int   CLinuxShim_pipe2(int fds[2], int flags);
 /* getrandom(2) that retries until len bytes are filled; 0 on success. */
 int   CLinuxShim_getrandom(void *buffer, size_t len);
