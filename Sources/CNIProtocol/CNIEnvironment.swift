@@ -35,10 +35,7 @@ public struct CNIEnvironment: Sendable, Equatable {
     /// `CNI_ARGS` pairs in order ("IgnoreUnknown=1;IP=10.244.1.9").
     public var args: [(key: String, value: String)]
     /// `CNI_PATH` directories, searched in order for delegated plugins.
-    public var path: [String] {
-        get { pathVariable.split(separator: ":").map(String.init) }
-        set { pathVariable = newValue.joined(separator: ":") }
-    }
+    public var path: [String] { pathVariable.split(separator: ":").map(String.init) }
     /// `CNI_PATH` as given; split only when a plugin delegates, which most invocations do not.
     public var pathVariable: String
 

@@ -25,7 +25,7 @@ public struct CNIVersion: Hashable, Comparable, Sendable, CustomStringConvertibl
                 value = 0
                 continue
             }
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 4, !leadingZero || digits == 0 else { return nil }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 4 else { return nil }
             if digits == 0 { leadingZero = byte == UInt8(ascii: "0") } else if leadingZero { return nil }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
             digits += 1

@@ -195,29 +195,27 @@ struct AddCommand {
     /// Everything after the index lookup goes to the kernel as one batch, handled in this order.
     func configurePodSide(_ socket: RouteSocket, podIndex: Int32, addresses: [(address: IPNetwork, gateway: IPAddress)],
                           routes: [CNIRoute]) throws(CNIError) {
-        let ifname = environment.ifname
-        let link = (index: podIndex, name: ifname)
-        try kernel("configure \(ifname) in \(environment.netns)") { () throws(KernelError) in
+        try kernel("configure \(environment.ifname) in \(environment.netns)") { () throws(KernelError) in
             try socket.batch { () throws(KernelError) in
                 for entry in addresses {
-                    try socket.addAddress(entry.address, linkIndex: link.index, noDAD: entry.address.family == .v6, noPrefixRoute: true)
+                    try socket.addAddress(entry.address, linkIndex: podIndex, noDAD: entry.address.family == .v6, noPrefixRoute: true)
                 }
-                try socket.setUp(linkIndex: link.index)
+                try socket.setUp(linkIndex: podIndex)
                 for entry in addresses {
-                    try socket.addRoute(RouteSpec(destination: .host(entry.gateway), linkIndex: link.index,
+                    try socket.addRoute(RouteSpec(destination: .host(entry.gateway), linkIndex: podIndex,
                                                   source: entry.address.address, scope: .link), mode: .exclusive)
                 }
                 for route in routes {
                     guard let gateway = route.gw ?? addresses.first(where: { $0.address.family == route.dst.family })?.gateway else {
                         continue // a route of a family the pod has no address in
                     }
-                    let spec = RouteSpec(destination: route.dst, gateway: gateway, linkIndex: link.index,
+                    let spec = RouteSpec(destination: route.dst, gateway: gateway, linkIndex: podIndex,
                                          scope: RouteSpec.Scope(rawValue: UInt8(clamping: route.scope ?? 0)) ?? .universe,
                                          priority: route.priority.map { UInt32(clamping: $0) }, table: route.table.map { UInt32(clamping: $0) })
                     try socket.addRoute(spec, mode: .create)
                 }
                 for entry in addresses {
-                    try socket.addRoute(RouteSpec(destination: entry.address.masked, gateway: entry.gateway, linkIndex: link.index,
+                    try socket.addRoute(RouteSpec(destination: entry.address.masked, gateway: entry.gateway, linkIndex: podIndex,
                                                   source: entry.address.address), mode: .exclusive)
                 }
             }
