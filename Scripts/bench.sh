@@ -21,9 +21,9 @@ if [ "${1:-}" != "--inside" ]; then
     release_dir=$(podwire_build_release)
     tools=$(mktemp -d)
     trap 'rm -rf "$tools"' EXIT
-    # The binaries run as a node runs them: installed by install.sh (a copy), not the linker's
-    # output file. The linker leaves its file in the page cache in small pieces, and exec'ing
-    # that file cost ~0.2 ms more per start on this machine than exec'ing a copy of it.
+    # The binaries run as a node runs them: installed by install.sh, not the linker's output file.
+    # How a file sits in the page cache changes every start (install.sh says why it writes in one
+    # piece): the linker leaves its output in small pieces, ~0.2 ms more per start here.
     bin_dir="$tools/cni-bin"
     Scripts/install.sh --release-dir "$release_dir" --bin-dir "$bin_dir" --conf-dir "$tools/net.d" >/dev/null
     mkdir -p "$tools/build"

@@ -16,7 +16,7 @@ if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
 fi
 
 # The README tells people to run these directly: a clone must give them the executable bit.
-for script in Scripts/demo.sh Scripts/test.sh Scripts/bench.sh Scripts/install.sh Scripts/fuzz.sh .ci/run; do
+for script in Scripts/demo.sh Scripts/test.sh Scripts/bench.sh Scripts/install.sh Scripts/fuzz.sh Scripts/order.sh .ci/run; do
     [ -x "$script" ] || { echo "test.sh: $script is not executable (git update-index --chmod=+x $script)" >&2; exit 1; }
 done
 
