@@ -7,7 +7,7 @@ import Testing
 /// must leave the node exactly as it found it: no veth, no address, no route, no address file,
 /// no index entry, nothing written outside the store.
 @Suite("Bad input: refused with the right code, nothing left behind", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct BadInputTests {
     struct Row: Sendable, CustomTestStringConvertible {
         var label: String

@@ -5,7 +5,7 @@ import Testing
 /// `portMappings` capability, driven as libcni drives a list (ADD in order handing each plugin the
 /// previous result, CHECK in order and DEL in reverse with the list's cached result).
 @Suite("Chaining: podwire then Debian's portmap (conf/10-podwire.conflist)", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct ChainingTests {
     /// What kubelet hands the runtime for a pod with `hostPort: 8080, containerPort: 80`.
     static var portMappings: [[String: Any]] { [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"]] }

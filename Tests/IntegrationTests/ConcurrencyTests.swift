@@ -5,8 +5,7 @@ import Testing
 /// every ADD gets its own address and its own fully wired veth, and concurrent DELs take exactly
 /// that away again.
 @Suite("Concurrency: many podwire processes at once on one node", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"),
-       .enabled(if: PluginUnderTest.selected.contains { !$0.isReference }, "podwire is not among the selected plugins"))
+       .needs(.namespaces))
 struct StormConcurrencyTests {
     /// Pods as "pod-01"...: sorted names sort like their numbers.
     static func pods(_ range: ClosedRange<Int>) -> [String] { range.map { String(format: "pod-%02d", $0) } }

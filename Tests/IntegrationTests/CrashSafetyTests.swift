@@ -10,8 +10,7 @@ import Testing
 /// follows; the address file is written before the index entry, and the index is rebuilt when its
 /// stamp does not match the directory.
 @Suite("Crash safety: podwire killed mid-ADD leaves nothing DEL or GC cannot remove", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"),
-       .enabled(if: PluginUnderTest.selected.contains { !$0.isReference }, "podwire is not among the selected plugins"))
+       .needs(.namespaces))
 struct CrashSafetyTests {
     enum Cleanup: String, CaseIterable, CustomTestStringConvertible {
         /// The runtime DELs each attachment whose ADD it never saw finish.
@@ -121,10 +120,8 @@ struct CrashSafetyTests {
     /// before each of them, in turn, visits every intermediate state an ADD or a DEL goes through.
     static let mutatingSyscalls = "sendmsg,sendto,write,pwrite64,writev,ftruncate,utimensat,unlinkat,linkat,renameat,renameat2,mkdirat,flock"
 
-    static let straceAvailable = (try? TestNode.tool("strace")) != nil
-
     @Test("an ADD killed right before each of its kernel and store writes, then cleanup: the node exactly as before",
-          .enabled(if: straceAvailable, "needs strace (apt-get install strace) to inject SIGKILL at a syscall"),
+          .needs(.strace),
           arguments: Cleanup.allCases)
     func addKilledBeforeEveryWrite(_ cleanup: Cleanup) throws {
         try killBeforeEveryWrite(of: "ADD", then: cleanup == .del ? Self.plugin("DEL") : Self.plugin("GC", config: StormNetwork.gcConfigPath),
@@ -132,14 +129,14 @@ struct CrashSafetyTests {
     }
 
     @Test("a DEL killed right before each of its kernel and store writes, then DEL again: the node exactly as before",
-          .enabled(if: straceAvailable, "needs strace (apt-get install strace) to inject SIGKILL at a syscall"))
+          .needs(.strace))
     func delKilledBeforeEveryWrite() throws {
         try killBeforeEveryWrite(of: "DEL", then: Self.plugin("DEL"), named: "DEL again", setup: Self.plugin("ADD") + " >/dev/null")
     }
 
     /// STATUS proves the store writable by creating and removing a probe file under the store's lock.
     @Test("a STATUS killed right before each of its store writes, then any operation on the store: the store exactly as before",
-          .enabled(if: straceAvailable, "needs strace (apt-get install strace) to inject SIGKILL at a syscall"))
+          .needs(.strace))
     func statusKilledBeforeEveryWrite() throws {
         try killBeforeEveryWrite(of: "STATUS", then: Self.plugin("DEL"), named: "a DEL of an attachment that holds nothing")
     }

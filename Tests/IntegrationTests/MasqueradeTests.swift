@@ -5,7 +5,7 @@ import Testing
 /// and packets that reach an "outside" (198.51.100.0/24, 2001:db8::/64) with no route to the pods,
 /// counted by source address where they arrive.
 @Suite("ipMasq with nftables", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct MasqueradeTests {
     static let rules = [
         "ip saddr @masq4 ip daddr != @exempt4 ip daddr != 224.0.0.0/4 masquerade",

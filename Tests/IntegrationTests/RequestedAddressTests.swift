@@ -5,7 +5,7 @@ import Testing
 /// through the real `podwire` binary with its built-in IPAM. Asserted on the pods' and the node's
 /// kernel state and on the store's files.
 @Suite("Requested addresses, range sets and dual-stack", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct RequestedAddressTests {
     /// A node with its pods' namespaces, ADDing through the binary with full control of the inputs.
     struct Node {

@@ -4,8 +4,14 @@ import Testing
 /// Every CNI spec version through the real binary: the result document a runtime of that version
 /// reads, the same kernel state whatever the version, and which commands each version allows.
 @Suite("CNI spec versions 0.1.0 to 1.1.0", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct SpecVersionTests {
+    @Test("Debian's host-local speaks exactly the versions the version tests expect (so none is left untested)")
+    func hostLocalVersionsAsExpected() throws {
+        #expect(try Requirement.versions(ofReferencePlugin: "host-local") == IPAMVersions.hostLocal)
+        #expect(!VersionCase.unsupported().isEmpty && !VersionCase.supported().isEmpty)
+    }
+
     @Test("ADD prints its result in the config's version, wires the seed state, and DEL removes it",
           arguments: VersionCase.supported())
     func addAndDel(_ testCase: VersionCase) throws {
@@ -144,7 +150,7 @@ struct SpecVersionTests {
     @Test("an unknown cniVersion is refused with code 1 by every command, creating nothing",
           arguments: ["9.9.9", "1.0"])
     func unknownVersion(_ text: String) throws {
-        let plugin = try #require(VersionCase.podwireVariants.first, "podwire is not selected")
+        let plugin = PluginUnderTest.podwire
         let node = try TestNode()
         let cni = CNIRunner(node: node, plugin: plugin, config: .kindnet(for: plugin, version: text)
             .setting("cni.dev/valid-attachments", [Any]()))

@@ -4,7 +4,7 @@ import Testing
 /// `podwire-ipam` as an ordinary CNI IPAM plugin: exec'd from CNI_PATH by Debian's `ptp` and
 /// `bridge` (which support CNI up to 1.0.0), and run directly at 1.1.0 as any main plugin would.
 @Suite("podwire-ipam as a standalone IPAM plugin", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct StandaloneIPAMTests {
     enum MainPlugin: String, CaseIterable, CustomTestStringConvertible {
         case ptp, bridge

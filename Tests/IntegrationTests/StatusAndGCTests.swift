@@ -4,7 +4,7 @@ import Testing
 /// CNI 1.1's STATUS and GC through the real binary, asserting on the node's links, routes and the
 /// IPAM store's files.
 @Suite("STATUS and GC (CNI 1.1.0)", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct StatusAndGCTests {
     // MARK: STATUS
 

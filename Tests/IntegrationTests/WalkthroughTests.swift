@@ -2,9 +2,9 @@ import Foundation
 import Testing
 
 @Suite("Seed walkthrough: two pods on one Kindnet node", .serialized,
-       .enabled(if: TestNode.canCreateNamespaces, "needs user+network+mount namespaces (root or unshare -Urnm)"))
+       .needs(.namespaces))
 struct WalkthroughTests {
-    @Test("ADD prints the ptp-shaped 1.0.0 result", arguments: PluginUnderTest.selected)
+    @Test("ADD prints the ptp-shaped 1.0.0 result", arguments: PluginUnderTest.walkthroughVariants)
     func addResult(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         for (attachment, expected) in zip(setup.attachments, ["10.244.1.2/24", "10.244.1.3/24"]) {
@@ -36,7 +36,7 @@ struct WalkthroughTests {
         }
     }
 
-    @Test("each pod routes everything through 10.244.1.1 on eth0", arguments: PluginUnderTest.selected)
+    @Test("each pod routes everything through 10.244.1.1 on eth0", arguments: PluginUnderTest.walkthroughVariants)
     func podSide(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         let node = setup.node
@@ -54,7 +54,7 @@ struct WalkthroughTests {
     }
 
     @Test("the node holds the gateway on each host veth and a /32 host route per pod",
-          arguments: PluginUnderTest.selected)
+          arguments: PluginUnderTest.walkthroughVariants)
     func nodeSide(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         let node = setup.node
@@ -90,7 +90,7 @@ struct WalkthroughTests {
         #expect(toB.prefsrc == "10.244.1.1")
     }
 
-    @Test("pod A reaches pod B through the gateway and never ARPs for it", arguments: PluginUnderTest.selected)
+    @Test("pod A reaches pod B through the gateway and never ARPs for it", arguments: PluginUnderTest.walkthroughVariants)
     func podToPod(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         let node = setup.node
@@ -107,7 +107,7 @@ struct WalkthroughTests {
         }
     }
 
-    @Test("DEL removes veths, routes and IP reservations, and is repeatable", arguments: PluginUnderTest.selected)
+    @Test("DEL removes veths, routes and IP reservations, and is repeatable", arguments: PluginUnderTest.walkthroughVariants)
     func delCleansUp(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         let node = setup.node, cni = setup.cni
@@ -131,7 +131,7 @@ struct WalkthroughTests {
         cni.expectDelSucceeded(try cni.del(pod: "pod-never-added"))
     }
 
-    @Test("DEL with an empty CNI_NETNS still removes the host side", arguments: PluginUnderTest.selected)
+    @Test("DEL with an empty CNI_NETNS still removes the host side", arguments: PluginUnderTest.walkthroughVariants)
     func delWithoutNetns(_ plugin: PluginUnderTest) throws {
         let setup = try PodsOnOneNode(plugin)
         let node = setup.node, cni = setup.cni
@@ -170,7 +170,7 @@ struct WalkthroughTests {
     }
 
     @Test("a failing ADD prints one error object and leaves nothing behind",
-          arguments: PluginUnderTest.selected, SecondAdd.allCases)
+          arguments: PluginUnderTest.walkthroughVariants, SecondAdd.allCases)
     func failedAdd(_ plugin: PluginUnderTest, _ second: SecondAdd) throws {
         let setup = try PodsOnOneNode(plugin, pods: ["pod-a"])
         let cni = setup.cni
@@ -188,7 +188,7 @@ struct WalkthroughTests {
         #expect(try setup.node.ping(from: "pod-a", to: "10.244.1.1").succeeded)
     }
 
-    @Test("VERSION lists 1.0.0", arguments: PluginUnderTest.selected)
+    @Test("VERSION lists 1.0.0", arguments: PluginUnderTest.walkthroughVariants)
     func version(_ plugin: PluginUnderTest) throws {
         let node = try TestNode()
         let cni = CNIRunner(node: node, plugin: plugin)

@@ -41,21 +41,26 @@ struct PluginUnderTest: Sendable, CustomTestStringConvertible, CustomStringConve
             cniPath: [directory, referenceDirectory].compactMap { $0 }.joined(separator: ":"), isReference: false)
     }
 
-    /// The variants a test run covers, chosen by `PODWIRE_TEST_REFERENCE`:
-    /// unset or `0` → podwire (built-in IPAM, then host-local IPAM); `1` → only the reference plugins
-    /// (proves the harness while podwire is not built); `all` → both.
-    static var selected: [PluginUnderTest] {
-        switch ProcessInfo.processInfo.environment["PODWIRE_TEST_REFERENCE"] {
-        case "1": [reference]
-        case "all": [reference, podwire, podwireWithHostLocal]
-        default: [podwire, podwireWithHostLocal]
+    /// podwire with either IPAM: what the podwire-specific suites run.
+    static var podwireVariants: [PluginUnderTest] { [podwire, podwireWithHostLocal] }
+
+    /// The walkthrough's variants: both podwire variants and the reference ptp + host-local, which
+    /// proves on every run that the harness measures what the seed article shows (the reference's
+    /// own bugs are recorded as known issues there).
+    static var walkthroughVariants: [PluginUnderTest] { podwireVariants + [reference] }
+
+    /// The binary path, or a test failure explaining where it was looked for. Debian's plugins this
+    /// variant runs (the main plugin, or host-local as its IPAM) must answer VERSION, or the test
+    /// fails naming them.
+    func requireBinary(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        for name in [type, ipamType] where Self.debianPlugins.contains(name) {
+            try Requirement.referencePlugin(name).require()
         }
+        return try #require(binary, "\(label): \(missingReason ?? "binary not found")", sourceLocation: sourceLocation)
     }
 
-    /// The binary path, or a test failure explaining where it was looked for.
-    func requireBinary(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        try #require(binary, "\(label): \(missingReason ?? "binary not found")", sourceLocation: sourceLocation)
-    }
+    /// Plugins of Debian's containernetworking-plugins the suites run.
+    static let debianPlugins: Set<String> = ["ptp", "bridge", "host-local", "portmap"]
 
     /// Whether the IPAM in use keeps host-local's on-disk store (`<dataDir>/<network>/<ip>` files).
     var keepsAddressFiles: Bool { ipamType == "host-local" || ipamType == "podwire-ipam" }

@@ -13,6 +13,8 @@ final class ChildProcess: @unchecked Sendable {
 
     private let lock = NSLock()
     private var waitStatus: Int32?
+    /// errno of a waitpid that failed other than with EINTR: the child's fate is then unknown.
+    private var waitError: Int32?
     private let exited = DispatchSemaphore(value: 0)
 
     struct SpawnError: Error, CustomStringConvertible {
@@ -67,20 +69,31 @@ final class ChildProcess: @unchecked Sendable {
         let spawned = child
         Thread.detachNewThread { [self] in
             var status: Int32 = 0
-            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
-            lock.withLock { waitStatus = status }
+            var failure: Int32?
+            while waitpid(spawned, &status, 0) < 0 {
+                if errno != EINTR {
+                    failure = errno
+                    break
+                }
+            }
+            lock.withLock {
+                waitStatus = status
+                waitError = failure
+            }
             exited.signal()
         }
     }
 
     var isRunning: Bool { lock.withLock { waitStatus == nil } }
 
-    /// Waits for the child to exit; its exit status, or 128 + the signal that killed it.
+    /// Waits for the child to exit; its exit status, or 128 + the signal that killed it. Throws
+    /// when waitpid failed, rather than invent a status for a child whose end was not seen.
     @discardableResult
-    func waitForExit() -> Int32 {
+    func waitForExit() throws -> Int32 {
         exited.wait()
         exited.signal() // later waiters pass too
-        let status = lock.withLock { waitStatus ?? 0 }
+        let (status, failure) = lock.withLock { (waitStatus ?? 0, waitError) }
+        if let failure { throw TestNodeError.systemCall("waitpid(\(pid))", errno: failure) }
         let signal = status & 0x7f
         return signal != 0 ? 128 + signal : (status >> 8) & 0xff
     }

@@ -83,11 +83,12 @@ extension TestNode {
             .filter { !$0.isEmpty }
     }
 
-    /// Files (not directories) below `root`, relative to it, with their type; nothing when missing.
+    /// Files (not directories) below `root`, relative to it, with their type; nothing when `root`
+    /// does not exist. Any other failure to look throws.
     func filesBelow(_ root: String) throws -> [String] {
-        let result = try run(["find", root, "-mindepth", "1", "!", "-type", "d", "-printf", "%P (%y)\\n"])
-        guard result.succeeded else { return [] }
-        return result.stdout.split(separator: "\n").map(String.init).sorted()
+        guard try fileExists(root) else { return [] }
+        return try check(["find", root, "-mindepth", "1", "!", "-type", "d", "-printf", "%P (%y)\\n"])
+            .split(separator: "\n").map(String.init).sorted()
     }
 
     /// One script, one process in the node: a snapshot is taken twice per table row, and spawning
@@ -103,19 +104,27 @@ extension TestNode {
         }
         // lock, the index stamp and the round-robin cursors are bookkeeping: an ADD refused after
         // opening the store may create the first two, and host-local advances the cursor too.
+        // bash with -euo pipefail: a probe that fails fails the snapshot; only a directory that
+        // does not exist (ENOENT, said by stat) reads as empty.
         let script = """
-            set -u
+            set -euo pipefail
+            \(Self.existsFunction)
             echo @node; \(netState("ip"))
             \(pods.map { "echo '@pod \($0)'; \(netState("ip -n \($0)"))" }.joined(separator: "\n"))
-            echo @store; find \(InputNetwork.storeRoot) -mindepth 1 ! -type d -printf '%P (%y)\\n' 2>/dev/null \\
-                | sed '/\\/lock (/d; /\\.podwire\\/stamp (/d; /last_reserved_ip\\.[0-9]* (/d' | sort
+            echo @store
+            if exists \(InputNetwork.storeRoot); then
+                find \(InputNetwork.storeRoot) -mindepth 1 ! -type d -printf '%P (%y)\\n' \\
+                    | sed '/\\/lock (/d; /\\.podwire\\/stamp (/d; /last_reserved_ip\\.[0-9]* (/d' | sort
+            fi
             echo @run; ls -1A /run | sort
-            echo @outside; find \(InputNetwork.outside) -mindepth 1 ! -type d -printf '%P (%y)\\n' 2>/dev/null | sort
-            true
+            echo @outside
+            if exists \(InputNetwork.outside); then
+                find \(InputNetwork.outside) -mindepth 1 ! -type d -printf '%P (%y)\\n' | sort
+            fi
             """
         var sections: [String: [String]] = [:]
         var current = ""
-        for line in try check(["sh", "-c", script]).split(separator: "\n").map(String.init) {
+        for line in try check(["bash", "-c", script]).split(separator: "\n").map(String.init) {
             if line.hasPrefix("@") && ["@node", "@pod ", "@store", "@run", "@outside"].contains(where: line.hasPrefix) {
                 current = String(line.dropFirst())
                 continue
@@ -140,6 +149,19 @@ extension TestNode {
             run: sections["run"] ?? [],
             outside: sections["outside"] ?? [])
     }
+
+    /// A bash function `exists PATH`: true when it exists, false when stat says ENOENT, and the
+    /// script fails (naming the path) for anything else.
+    static let existsFunction = #"""
+        exists() {
+            local out
+            if out=$(LC_ALL=C stat -L -c %F -- "$1" 2>&1); then return 0; fi
+            case $out in
+            *": No such file or directory") return 1 ;;
+            *) echo "cannot tell whether $1 exists: $out" >&2; exit 1 ;;
+            esac
+        }
+        """#
 
     /// IPv6 routes of a pod's or the node's main table as (dst, gateway, dev), link-local ones left out.
     func ipv6Routes(inPod pod: String? = nil) throws -> [RouteInfo] {

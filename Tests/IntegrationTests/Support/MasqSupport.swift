@@ -29,11 +29,8 @@ enum Masq {
 
     static let delegateDirectory = "/run/cni-delegate"
 
-    /// The variants a suite runs: podwire-ipam in-process, and an exec'd IPAM (none when the run
-    /// selects only the reference plugins).
-    static var storeVariants: [PluginUnderTest] {
-        VersionCase.builtInOnly.isEmpty ? [] : VersionCase.builtInOnly + [delegated]
-    }
+    /// The variants a suite runs: podwire-ipam in-process, and an exec'd IPAM.
+    static var storeVariants: [PluginUnderTest] { VersionCase.builtInOnly + [delegated] }
 }
 
 extension TestNode {

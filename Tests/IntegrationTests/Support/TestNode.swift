@@ -26,6 +26,9 @@ enum TestNodeError: Error, CustomStringConvertible {
     case holderFailed(String)
     case commandFailed(argv: [String], result: CommandResult)
     case unexpectedOutput(argv: [String], output: String, reason: String)
+    /// A probe could not tell whether something exists: it failed for another reason than ENOENT.
+    case probeFailed(path: String, result: CommandResult)
+    case systemCall(String, errno: Int32)
 
     var description: String {
         switch self {
@@ -34,6 +37,8 @@ enum TestNodeError: Error, CustomStringConvertible {
         case .commandFailed(let argv, let result): "`\(argv.joined(separator: " "))` failed: \(result)"
         case .unexpectedOutput(let argv, let output, let reason):
             "`\(argv.joined(separator: " "))`: \(reason)\noutput: \(output)"
+        case .probeFailed(let path, let result): "cannot tell whether \(path) exists: \(result)"
+        case .systemCall(let call, let code): "\(call) failed: \(String(cString: strerror(code))) (errno \(code))"
         }
     }
 }
@@ -106,17 +111,9 @@ final class TestNode {
 
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-    /// Whether this process may create user+network+mount namespaces. As root that is always the case;
-    /// unprivileged it depends on `kernel.unprivileged_userns_clone` / AppArmor policies.
-    static var canCreateNamespaces: Bool { namespaceProbe }
-
-    private static let namespaceProbe: Bool = {
-        guard let unshare = try? tool("unshare") else { return false }
-        let result = try? execute(unshare, ["-Urnm", "true"], environment: ["PATH": defaultPath], timeout: 10)
-        return result?.succeeded ?? false
-    }()
-
     init() throws {
+        // Fails naming the cause when this machine cannot make the namespaces at all.
+        try Requirement.namespaces.require()
         // set -e: a node without /run or a working lo would make later failures misleading.
         let setup = [
             "set -e",
@@ -133,11 +130,11 @@ final class TestNode {
         // Read only up to "ready": the holder keeps stdout open for its whole life.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
-            let chunk = Self.readSome(process.stdoutFD)
+            let chunk = try Self.readSome(process.stdoutFD)
             if chunk.isEmpty {
                 Foundation.close(process.stdinFD)
-                let status = process.waitForExit()
-                let why = String(decoding: Self.readToEnd(process.stderrFD), as: UTF8.self)
+                let status = (try? process.waitForExit()).map(String.init) ?? "unknown (waitpid failed)"
+                let why = String(decoding: (try? Self.readToEnd(process.stderrFD)) ?? Data("(stderr unreadable)".utf8), as: UTF8.self)
                 Foundation.close(process.stdoutFD)
                 Foundation.close(process.stderrFD)
                 throw TestNodeError.holderFailed("exit \(status): \(why)")
@@ -158,7 +155,8 @@ final class TestNode {
         // Kill before closing the lifeline: once the holder exits on EOF and is reaped, its PID
         // could belong to another process by the time kill() runs.
         if holder.isRunning { kill(pid, SIGKILL) }
-        holder.waitForExit()
+        // Nothing to report to from close(); the holder was SIGKILLed either way.
+        _ = try? holder.waitForExit()
         Foundation.close(holder.stdinFD)
         Foundation.close(holder.stdoutFD)
         Foundation.close(holder.stderrFD)
@@ -295,21 +293,40 @@ final class TestNode {
 
     // MARK: Files and probes
 
-    /// A file's contents as the node sees them (its /run is private), or nil if it does not exist.
+    /// A file's contents as the node (or a pod) sees them, or nil if it does not exist (ENOENT);
+    /// any other failure to read it throws, so "absent" always means absent.
     func readFile(_ path: String, inPod pod: String? = nil) throws -> String? {
-        let result = try pod.map { try podRun($0, ["cat", path]) } ?? run(["cat", path])
-        return result.succeeded ? result.stdout : nil
+        let result = try pod.map { try podRun($0, ["cat", "--", path]) } ?? run(["cat", "--", path])
+        if result.succeeded { return result.stdout }
+        if Self.saysNoSuchFile(result, tool: "cat", path: path) { return nil }
+        throw TestNodeError.probeFailed(path: path, result: result)
     }
 
+    /// Whether `path` exists in the node (following symlinks, as test -e does); throws when it
+    /// cannot be told (anything but ENOENT).
     func fileExists(_ path: String) throws -> Bool {
-        try run(["test", "-e", path]).succeeded
+        let result = try run(["stat", "-L", "-c", "%F", "--", path])
+        if result.succeeded { return true }
+        if Self.saysNoSuchFile(result, tool: "stat", path: path) { return false }
+        throw TestNodeError.probeFailed(path: path, result: result)
     }
 
-    /// Names in a directory of the node, sorted; empty if the directory does not exist.
+    /// Names in a directory of the node, sorted; empty if the directory does not exist (ENOENT).
     func listDirectory(_ path: String) throws -> [String] {
-        let result = try run(["ls", "-1A", path])
-        guard result.succeeded else { return [] }
+        guard try fileExists(path) else { return [] }
+        let result = try run(["ls", "-1A", "--", path])
+        guard result.succeeded else { throw TestNodeError.probeFailed(path: path, result: result) }
         return result.stdout.split(separator: "\n").map(String.init).sorted()
+    }
+
+    /// Whether `tool` failed only because `path` does not exist: one line on stderr from the tool
+    /// itself (not from nsenter, whose pod namespace might be the thing missing) naming the path and
+    /// ending in strerror(ENOENT) (the node runs with LC_ALL=C).
+    static func saysNoSuchFile(_ result: CommandResult, tool: String, path: String) -> Bool {
+        let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        return !result.timedOut && result.status == 1 && !message.contains("\n")
+            && message.hasPrefix("\(tool): ") && message.contains(path)
+            && message.hasSuffix(": No such file or directory")
     }
 
     /// A per-netns sysctl read through /proc/sys (which shows the reader's network namespace).
@@ -325,29 +342,30 @@ final class TestNode {
 
     // MARK: Process plumbing
 
-    /// One read(2), retrying EINTR; empty at end of file.
-    static func readSome(_ fd: Int32) -> Data {
+    /// One read(2), retrying EINTR; empty at end of file. Any other error throws: a pipe that
+    /// cannot be read must not look like a command that printed nothing.
+    static func readSome(_ fd: Int32) throws -> Data {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count >= 0 { return Data(buffer[0..<count]) }
-            if errno != EINTR { return Data() }
+            if errno != EINTR { throw TestNodeError.systemCall("read", errno: errno) }
         }
     }
 
-    /// read(2) until end of file, retrying EINTR: FileHandle.readDataToEndOfFile traps on an
-    /// interrupted read (a child's SIGCHLD can arrive at any moment here).
-    static func readToEnd(_ fd: Int32) -> Data {
+    /// read(2) until end of file, retrying EINTR (FileHandle.readDataToEndOfFile traps on an
+    /// interrupted read, and a child's SIGCHLD can arrive at any moment here); throws on any other error.
+    static func readToEnd(_ fd: Int32) throws -> Data {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 data.append(contentsOf: buffer[0..<count])
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
+            } else if count == 0 {
                 return data
+            } else if errno != EINTR {
+                throw TestNodeError.systemCall("read", errno: errno)
             }
         }
     }
@@ -376,7 +394,11 @@ final class TestNode {
         for (fd, store) in [(process.stdoutFD, collected.setStdout), (process.stderrFD, collected.setStderr)] {
             readers.enter()
             Thread.detachNewThread {
-                store(readToEnd(fd))
+                do {
+                    store(try readToEnd(fd))
+                } catch {
+                    collected.markFailed(error)
+                }
                 Foundation.close(fd)
                 readers.leave()
             }
@@ -390,9 +412,16 @@ final class TestNode {
                 var offset = 0
                 while offset < buffer.count {
                     let count = write(process.stdinFD, buffer.baseAddress! + offset, buffer.count - offset)
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { break }
-                    offset += count
+                    if count > 0 {
+                        offset += count
+                    } else if count < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        // EPIPE: the child exited or closed stdin without reading all of it, which
+                        // its exit status and output show. Anything else is the harness failing.
+                        if count < 0 && errno != EPIPE { collected.markFailed(TestNodeError.systemCall("write to stdin", errno: errno)) }
+                        break
+                    }
                 }
             }
         }
@@ -404,12 +433,12 @@ final class TestNode {
             kill(pid, SIGKILL)
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
-        let status = process.waitForExit()
+        let status = try process.waitForExit()
         watchdog.cancel()
         // A grandchild left running with our pipes open (a daemonizing plugin, say) must not hang the suite.
         if readers.wait(timeout: .now() + 5) == .timedOut { collected.markTimedOut() }
 
-        return collected.result(status: status)
+        return try collected.result(status: status)
     }
 }
 
@@ -422,12 +451,15 @@ private final class OutputCollector: @unchecked Sendable {
 
     @Sendable func setStdout(_ data: Data) { lock.withLock { stdout = data } }
     @Sendable func setStderr(_ data: Data) { lock.withLock { stderr = data } }
+    private var failure: (any Error)?
     func markTimedOut() { lock.withLock { timedOut = true } }
+    @Sendable func markFailed(_ error: any Error) { lock.withLock { failure = failure ?? error } }
 
-    func result(status: Int32) -> CommandResult {
-        lock.withLock {
-            CommandResult(status: status, stdout: String(decoding: stdout, as: UTF8.self),
-                          stderr: String(decoding: stderr, as: UTF8.self), timedOut: timedOut)
+    func result(status: Int32) throws -> CommandResult {
+        try lock.withLock {
+            if let failure { throw failure }
+            return CommandResult(status: status, stdout: String(decoding: stdout, as: UTF8.self),
+                                 stderr: String(decoding: stderr, as: UTF8.self), timedOut: timedOut)
         }
     }
 }
