@@ -73,21 +73,24 @@ struct CrashSafetyTests {
         let delays = victims.map { _ in Double.random(in: 0.000_01...addDuration, using: &random) }
         let killScript = zip(victims, delays).map { victim, delay in
             """
+            status=0
             CNI_COMMAND=ADD CNI_CONTAINERID=\(victim) CNI_NETNS=/run/netns/\(victim) CNI_IFNAME=eth0 \\
-                timeout -s KILL \(String(format: "%.6f", delay)) "$BIN" <\(StormNetwork.addConfigPath) >/dev/null 2>&1
-            echo "\(victim) $?"
+                timeout -s KILL \(String(format: "%.6f", delay)) "$BIN" <\(StormNetwork.addConfigPath) >/dev/null 2>&1 || status=$?
+            echo "\(victim) $status"
             """
         }.joined(separator: "\n")
-        let statuses = Dictionary(uniqueKeysWithValues: try storm.bash(killScript).split(separator: "\n").compactMap { line -> (String, Int)? in
+        let killOutput = try storm.bash(killScript)
+        let statuses = Dictionary(uniqueKeysWithValues: killOutput.split(separator: "\n").compactMap { line -> (String, Int)? in
             let fields = line.split(separator: " ")
             guard fields.count == 2, let status = Int(fields[1]) else { return nil }
             return (String(fields[0]), status)
         })
+        try #require(statuses.keys.sorted() == victims, "the kill script did not report every victim once: \(killOutput)")
         let crashed = try storm.snapshot()
         var report: [String] = []
         var stages: [String: Int] = [:]
         for (victim, delay) in zip(victims, delays) {
-            let status = statuses[victim] ?? -1
+            let status = try #require(statuses[victim])
             // 137: killed (128 + SIGKILL); 0: the ADD finished before its kill was due.
             #expect(status == 137 || status == 0, "ADD \(victim) exited \(status) (\(seed))")
             let stage = (status == 137 ? "killed at " : "finished: ") + Self.stage(of: victim, in: crashed)
@@ -151,11 +154,13 @@ struct CrashSafetyTests {
                                     before: before)
         let steps = try sweep(storm, points: points, perPoint: """
             \(setup)
-            \(Self.plugin(command, killAt: "point")) >/dev/null 2>&1
-            echo "@@killed $?"
+            status=0
+            \(Self.plugin(command, killAt: "point")) >/dev/null 2>&1 || status=$?
+            echo "@@killed $status"
             podwire_snapshot
-            \(cleanup) >/run/storm/out 2>&1
-            echo "@@cleaned $? $(base64 -w0 /run/storm/out)"
+            status=0
+            \(cleanup) >/run/storm/out 2>&1 || status=$?
+            echo "@@cleaned $status $(base64 -w0 /run/storm/out)"
             podwire_snapshot
             """)
         for step in steps {
@@ -195,17 +200,29 @@ struct CrashSafetyTests {
     /// uninterrupted, between `setup` and `teardown`, which must leave the node as `before`.
     func killPoints(_ storm: StormNode, of command: String, setup: String, teardown: String,
                     before: StormSnapshot) throws -> [String] {
+        // set -e: the setup, the traced run (strace exits with the plugin's status) and the teardown
+        // must each succeed; the run's stdout is kept to check what it answered.
         let output = try storm.bash("""
             \(setup)
-            \(Self.plugin(command, trace: true)) >/dev/null
+            \(Self.plugin(command, trace: true)) >/run/storm/traced-out
             \(teardown)
+            echo "@@answer $(base64 -w0 /run/storm/traced-out)"
             cat /run/storm/trace
             """)
+        let answerLine = try #require(output.split(separator: "\n").first { $0.hasPrefix("@@answer ") }, "\(output)")
+        let answer = String(decoding: Data(base64Encoded: String(answerLine.dropFirst("@@answer ".count))) ?? Data(), as: UTF8.self)
+        if command == "ADD" {
+            let result = try #require(try? JSONDecoder().decode(CNIResult.self, from: Data(answer.utf8)),
+                                      "the traced, uninterrupted ADD printed no result: \(answer)")
+            #expect(result.ips?.first?.address.hasPrefix("10.244.1.") == true, "the traced ADD: \(answer)")
+        } else {
+            #expect(answer.isEmpty, "the traced, uninterrupted \(command) must print nothing: \(answer)")
+        }
         #expect(try storm.snapshot() == before, "an uninterrupted \(command) did not leave the node as it was")
         var mainThread: Substring?
         var counts: [Substring: Int] = [:]
         var points: [String] = []
-        for line in output.split(separator: "\n") {
+        for line in output.split(separator: "\n") where !line.hasPrefix("@@answer ") {
             // A call the kernel restarts (a sysctl write finding the rtnl lock busy returns
             // ERESTARTNOINTR until it is free) shows once per attempt; it is one kill point.
             if line.contains("ERESTART") { continue }

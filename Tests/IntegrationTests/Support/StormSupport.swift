@@ -95,13 +95,17 @@ struct StormJob {
     var netns: String
     var ifname = "eth0"
     var configPath = StormNetwork.addConfigPath
+    /// How often an ADD answered with an exhausted range (code 102) is tried again, as a runtime
+    /// retries a pod; 0 for every other job.
+    var retriesWhileExhausted = 0
 
     static func gc(configPath: String = StormNetwork.gcConfigPath) -> StormJob {
         StormJob(command: "GC", containerID: "", netns: "", ifname: "", configPath: configPath)
     }
 
-    static func add(_ pod: String, containerID: String? = nil) -> StormJob {
-        StormJob(command: "ADD", containerID: containerID ?? pod, netns: "/run/netns/\(pod)")
+    static func add(_ pod: String, containerID: String? = nil, retriesWhileExhausted: Int = 0) -> StormJob {
+        StormJob(command: "ADD", containerID: containerID ?? pod, netns: "/run/netns/\(pod)",
+                 retriesWhileExhausted: retriesWhileExhausted)
     }
 
     static func del(_ pod: String, containerID: String? = nil) -> StormJob {
@@ -115,9 +119,12 @@ struct StormOutcome: CustomStringConvertible {
     var status: Int32
     var stdout: String
     var stderr: String
-    /// Seconds (bash's EPOCHREALTIME) right before the plugin was exec'd and right after it exited.
+    /// Seconds (bash's EPOCHREALTIME) right before the plugin was first exec'd and right after it
+    /// last exited.
     var started: Double
     var ended: Double
+    /// How many times the plugin ran (more than once only for an ADD retried while exhausted).
+    var attempts: Int
 
     var succeeded: Bool { status == 0 }
 
@@ -203,9 +210,13 @@ struct StormNode {
 
     /// Runs a bash script in the node with BIN, CNI_PATH and the snapshot function defined; throws
     /// unless it exits 0. Returns stdout.
+    ///
+    /// `set -euo pipefail`: any command that fails ends the script with its status, so a script
+    /// reports every line's outcome, not only its last one's. A command whose failure is an outcome
+    /// to look at (a plugin's exit status) is written `status=0; command || status=$?`.
     @discardableResult
     func bash(_ script: String, timeout: TimeInterval = 120) throws -> String {
-        let full = "set -u\n" + Self.snapshotFunction + "\n" + script
+        let full = "set -euo pipefail\n" + Self.snapshotFunction + "\n" + script
         let result = try node.run(["bash", "-c", full],
                                   environment: ["BIN": binary, "CNI_PATH": cniPath, "STORE": StormNetwork.storeDirectory],
                                   timeout: timeout)
@@ -219,7 +230,7 @@ struct StormNode {
     /// addresses and routes then settle within linkwatch's second instead of two (see `settle`).
     func addPods(_ pods: [String]) throws {
         try bash(pods.map {
-            "ip netns add \($0) && nsenter --net=/run/netns/\($0) sysctl -qw net.ipv6.conf.default.accept_dad=0"
+            "ip netns add \($0)\nnsenter --net=/run/netns/\($0) sysctl -qw net.ipv6.conf.default.accept_dad=0"
         }.joined(separator: "\n"))
     }
 
@@ -232,12 +243,14 @@ struct StormNode {
         let podList = pods.joined(separator: " ")
         try bash("""
             unsettled() {
-                local ns
+                local ns links
                 for ns in "" \(podList); do
                     local ipn=(ip)
-                    [ -n "$ns" ] && ipn=(ip -n "$ns")
+                    if [ -n "$ns" ]; then ipn=(ip -n "$ns"); fi
                     "${ipn[@]}" -6 -o address show tentative
-                    "${ipn[@]}" -o link show | grep -E '[<,]UP[,>]' | grep -E 'NO-CARRIER|state (DOWN|LOWERLAYERDOWN|DORMANT)'
+                    links=$("${ipn[@]}" -o link show)
+                    # grep finding nothing is the settled answer, not a failure.
+                    grep -E '[<,]UP[,>]' <<<"$links" | grep -E 'NO-CARRIER|state (DOWN|LOWERLAYERDOWN|DORMANT)' || true
                 done
             }
             for attempt in $(seq 1 200); do
@@ -274,32 +287,45 @@ struct StormNode {
             flock -x 9
             # GC and STATUS name no attachment: a runtime leaves those variables out, and so do we.
             job() {
-                local id=$1 command=$2 container=$3 netns=$4 ifname=$5 conf=$6
+                local id=$1 command=$2 container=$3 netns=$4 ifname=$5 conf=$6 retries=$7
                 local vars=("CNI_COMMAND=$command")
-                [ -n "$container" ] && vars+=("CNI_CONTAINERID=$container")
-                [ -n "$netns" ] && vars+=("CNI_NETNS=$netns")
-                [ -n "$ifname" ] && vars+=("CNI_IFNAME=$ifname")
-                local start=$EPOCHREALTIME
-                env "${vars[@]}" "$BIN" <"$conf" >"$dir/$id.out" 2>"$dir/$id.err"
-                echo "$? $start $EPOCHREALTIME" >"$dir/$id.rc"
+                if [ -n "$container" ]; then vars+=("CNI_CONTAINERID=$container"); fi
+                if [ -n "$netns" ]; then vars+=("CNI_NETNS=$netns"); fi
+                if [ -n "$ifname" ]; then vars+=("CNI_IFNAME=$ifname"); fi
+                local start=$EPOCHREALTIME status attempts=0
+                while :; do
+                    attempts=$((attempts + 1))
+                    status=0
+                    env "${vars[@]}" "$BIN" <"$conf" >"$dir/$id.out" 2>"$dir/$id.err" || status=$?
+                    if [ "$status" -ne 0 ] && [ "$attempts" -le "$retries" ] && grep -Eq '"code": ?102[,}]' "$dir/$id.out"; then
+                        sleep 0.002
+                        continue
+                    fi
+                    break
+                done
+                echo "$status $start $EPOCHREALTIME $attempts" >"$dir/$id.rc"
             }
+            pids=()
             launch() {
                 ( flock -s "$dir/gun" true; job "$@" ) 9>&- &
+                pids+=($!)
             }
 
             """
         for (index, job) in jobs.enumerated() {
             script += (together ? "launch" : "job")
                 + " \(index) \(job.command) \(Self.quote(job.containerID)) \(Self.quote(job.netns)) "
-                + "\(Self.quote(job.ifname)) \(Self.quote(job.configPath))\n"
+                + "\(Self.quote(job.ifname)) \(Self.quote(job.configPath)) \(job.retriesWhileExhausted)\n"
         }
         script += """
             # Every subshell is forked by now; give them a moment to block on the lock, then fire.
             \(together ? "sleep 0.1" : "")
             exec 9>&-
-            wait
+            # wait for each job by its PID, so a subshell that died (set -e) fails the script.
+            for pid in "${pids[@]}"; do wait "$pid"; done
             for id in $(seq 0 \(jobs.count - 1)); do
-                echo "@job $id $(cat "$dir/$id.rc")"
+                rc=$(cat "$dir/$id.rc")
+                echo "@job $id $rc"
                 base64 -w0 "$dir/$id.out"; echo
                 base64 -w0 "$dir/$id.err"; echo
             done
@@ -308,22 +334,25 @@ struct StormNode {
         let output = try bash(script)
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var outcomes: [StormOutcome] = []
+        var reported = Set<Int>()
         var position = 0
         while position < lines.count {
             let header = lines[position].split(separator: " ")
-            guard header.first == "@job", header.count == 5, let index = Int(header[1]), index < jobs.count,
+            guard header.first == "@job", header.count == 6, let index = Int(header[1]), index < jobs.count,
                   let status = Int32(header[2]), let started = Double(header[3]), let ended = Double(header[4]),
-                  position + 2 < lines.count
+                  let attempts = Int(header[5]), position + 2 < lines.count
             else {
                 position += 1
                 continue
             }
             let decode = { (text: String) in String(decoding: Data(base64Encoded: text) ?? Data(), as: UTF8.self) }
+            reported.insert(index)
             outcomes.append(StormOutcome(job: jobs[index], status: status, stdout: decode(lines[position + 1]),
-                                         stderr: decode(lines[position + 2]), started: started, ended: ended))
+                                         stderr: decode(lines[position + 2]), started: started, ended: ended,
+                                         attempts: attempts))
             position += 3
         }
-        guard outcomes.count == jobs.count else {
+        guard outcomes.count == jobs.count, reported == Set(jobs.indices) else {
             throw TestNodeError.unexpectedOutput(argv: ["batch"], output: output,
                                                  reason: "\(outcomes.count) outcomes for \(jobs.count) jobs")
         }
@@ -359,7 +388,7 @@ struct StormNode {
             ip -4 route show table all
             ip -6 route show table all
             local pods=("$@")
-            [ $# -eq 0 ] && pods=($(ls /run/netns | LC_ALL=C sort))
+            if [ $# -eq 0 ]; then pods=($(ls /run/netns | LC_ALL=C sort)); fi
             for ns in "${pods[@]}"; do
                 echo "@pod $ns"
                 ip -n "$ns" -d address show | sed -E 's/ tentative//; s/ +/ /g'
