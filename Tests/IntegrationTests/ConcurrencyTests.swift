@@ -65,28 +65,32 @@ struct StormConcurrencyTests {
         #expect(after == expected, "left behind after 40 concurrent DELs:\n\(after.differences(from: expected))")
     }
 
-    @Test("ADD/DEL storm: DELs of some pods race ADDs of new ones; no address is ever held by two pods")
+    @Test("ADD/DEL storm on a full pool: newcomers take addresses concurrent DELs release; no address is ever held by two pods")
     func addDelStorm() throws {
         var random = StormRandom.seeded(from: "PODWIRE_STORM_SEED")
         let seed = "seed \(random.seed) (replay with PODWIRE_STORM_SEED=\(random.seed))"
         print("addDelStorm: \(seed)")
-        // 32 addresses for 20 live pods plus 8 arriving per round: freed addresses come back
-        // within a round or two, so ADDs keep landing on addresses a concurrent DEL is releasing.
+        // The pool is full after the first round, so in every later round each of the 8 newcomers
+        // can only get an address one of the 8 concurrent DELs is releasing: ADDs that find the
+        // range exhausted (code 102) are tried again, as a runtime retries a pod. Every address
+        // is handed over while its previous holder's DEL runs: the window where a double
+        // allocation would happen.
         let poolSize = 32
         let storm = try StormNode(range: ("10.244.1.2", "10.244.1.33"))
-        let rounds = 5, churn = 8, initial = 20
-        let pods = Self.pods(1...(initial + rounds * churn))
+        let rounds = 5, churn = 8
+        let pods = Self.pods(1...(poolSize + rounds * churn))
         try storm.addPods(pods)
         let before = try storm.snapshot()
 
         var live: [String: StormAttachment] = [:]
-        var allocations: [String] = []
+        var holds: [AddressHold] = []
         var upcoming = pods[...]
         for round in 0...rounds {
             let leaving = round == 0 ? [] : Array(live.keys.sorted().shuffled(using: &random).prefix(churn))
-            let arriving = Array(upcoming.prefix(round == 0 ? initial : churn))
+            let arriving = Array(upcoming.prefix(round == 0 ? poolSize : churn))
             upcoming = upcoming.dropFirst(arriving.count)
-            let jobs = (leaving.map { StormJob.del($0) } + arriving.map { StormJob.add($0) }).shuffled(using: &random)
+            let jobs = (leaving.map { StormJob.del($0) } + arriving.map { StormJob.add($0, retriesWhileExhausted: 500) })
+                .shuffled(using: &random)
             let outcomes = try storm.runConcurrently(jobs)
             let context = "round \(round), \(seed)"
 
@@ -94,21 +98,20 @@ struct StormConcurrencyTests {
             for outcome in outcomes {
                 if outcome.job.command == "DEL" {
                     #expect(outcome.succeeded && outcome.stdout.isEmpty, "\(outcome) (\(context))")
+                    let index = try #require(holds.lastIndex { $0.attachment.pod == outcome.job.containerID }, "\(context)")
+                    holds[index].delStarted = outcome.started
+                    holds[index].delEnded = outcome.ended
                 } else if let result = outcome.result(),
                           let attachment = StormAttachment(pod: outcome.job.containerID, containerID: outcome.job.containerID, result: result) {
                     arrived.append(attachment)
+                    holds.append(AddressHold(attachment: attachment, addStarted: outcome.started, addEnded: outcome.ended,
+                                             attempts: outcome.attempts))
                 }
             }
             try #require(arrived.count == arriving.count, "\(context): \(arriving.count - arrived.count) ADDs failed")
             for pod in leaving { live[pod] = nil }
-            // Pods that stayed kept their addresses throughout; a newcomer holding one of them
-            // would be the double allocation this test hunts.
-            let kept = Set(live.values.map(\.address))
-            for attachment in arrived {
-                #expect(!kept.contains(attachment.address), "\(attachment) was given an address a live pod holds (\(context))")
-                live[attachment.pod] = attachment
-            }
-            allocations += arrived.map(\.address)
+            for attachment in arrived { live[attachment.pod] = attachment }
+            #expect(live.count == poolSize, "\(context): \(live.count) live pods")
 
             // Pods not yet created or long gone have nothing to show: only the ones that changed or live.
             let snapshot = try storm.snapshot(pods: (Array(live.keys) + leaving).sorted())
@@ -128,9 +131,19 @@ struct StormConcurrencyTests {
                 #expect(result == "ok", "ping \(pair.0) -> \(pair.1): \(result) (\(context))")
             }
         }
-        // More allocations than addresses: the storm must have handed freed addresses out again.
-        #expect(allocations.count > poolSize && Set(allocations).count < allocations.count,
-                "no address was reused: \(allocations)")
+
+        // At every instant, no address held by two pods: a pod surely holds its address from the
+        // moment its ADD answered until its DEL began, and no two such spans of one address meet.
+        let conflicts = AddressHold.overlaps(in: holds)
+        #expect(conflicts.isEmpty, "addresses held by two pods at once (\(seed)):\n\(conflicts.joined(separator: "\n"))")
+        // The window was exercised: newcomers answered with an address while the DEL of its
+        // previous holder was still running.
+        let handovers = AddressHold.handovers(in: holds)
+        let duringDEL = handovers.filter { previous, next in next.addEnded < (previous.delEnded ?? .infinity) }
+        print("addDelStorm: \(handovers.count) addresses handed over, \(duringDEL.count) while the previous holder's DEL still ran; "
+              + "ADD attempts per newcomer up to \(holds.map(\.attempts).max() ?? 0)")
+        #expect(handovers.count == rounds * churn, "every newcomer after the first round must reuse a released address")
+        #expect(!duringDEL.isEmpty, "no address was handed over while a DEL ran: the storm did not exercise the race")
 
         let dels = try storm.runConcurrently(live.keys.sorted().map { .del($0) })
         for outcome in dels {
@@ -183,12 +196,63 @@ struct StormConcurrencyTests {
         }
     }
 
-    /// One ping per pair, from the first pod to the second's address; "ok" or what ping printed.
+    /// One ping per pair, from the first pod to the second's address: "ok" or what ping printed,
+    /// exactly one answer per pair, in order (a missing answer throws instead of shortening the list).
     func ping(_ pairs: [(StormAttachment, StormAttachment)], in storm: StormNode) throws -> [String] {
-        let script = pairs.map { from, to in
-            "if out=$(nsenter --net=/run/netns/\(from.pod) ping -n -c1 -W2 \(to.address) 2>&1); then echo ok; "
-                + "else echo \"failed: $(echo \"$out\" | tr '\\n' ' ')\"; fi"
+        let script = pairs.enumerated().map { index, pair in
+            "if out=$(nsenter --net=/run/netns/\(pair.0.pod) ping -n -c1 -W2 \(pair.1.address) 2>&1); then echo '\(index) ok'; "
+                + "else echo \"\(index) failed: $(echo \"$out\" | tr '\\n' ' ')\"; fi"
         }.joined(separator: "\n")
-        return try storm.bash(script).split(separator: "\n").map(String.init)
+        let output = try storm.bash(script)
+        let answers = output.split(separator: "\n").map { line in
+            (Int(line.prefix { $0 != " " }) ?? -1, String(line.drop { $0 != " " }.dropFirst()))
+        }
+        guard answers.map(\.0) == Array(pairs.indices) else {
+            throw TestNodeError.unexpectedOutput(argv: ["ping"], output: output, reason: "not one answer per pair")
+        }
+        return answers.map(\.1)
+    }
+}
+
+/// One attachment's time with its address, from the storm's own clock (EPOCHREALTIME around each
+/// plugin run). The ADD's answer comes before `addEnded` and the DEL starts after `delStarted`,
+/// so [addEnded, delStarted] is a span in which the pod surely held the address.
+struct AddressHold {
+    var attachment: StormAttachment
+    var addStarted: Double
+    var addEnded: Double
+    var attempts: Int
+    var delStarted: Double?
+    var delEnded: Double?
+
+    var address: String { attachment.address }
+    var surelyHeldUntil: Double { delStarted ?? .infinity }
+
+    /// Every pair of holds of one address whose sure spans meet, described.
+    static func overlaps(in holds: [AddressHold]) -> [String] {
+        var found: [String] = []
+        for (index, first) in holds.enumerated() {
+            for second in holds[(index + 1)...] where second.address == first.address {
+                if max(first.addEnded, second.addEnded) < min(first.surelyHeldUntil, second.surelyHeldUntil) {
+                    found.append("\(first.address): \(first.attachment.pod) held it \(first.span), \(second.attachment.pod) \(second.span)")
+                }
+            }
+        }
+        return found
+    }
+
+    /// (previous holder, next holder) for each address given out again, in the order given out.
+    static func handovers(in holds: [AddressHold]) -> [(AddressHold, AddressHold)] {
+        var last: [String: AddressHold] = [:]
+        var pairs: [(AddressHold, AddressHold)] = []
+        for hold in holds.sorted(by: { $0.addEnded < $1.addEnded }) {
+            if let previous = last[hold.address] { pairs.append((previous, hold)) }
+            last[hold.address] = hold
+        }
+        return pairs
+    }
+
+    private var span: String {
+        "from \(addEnded) to \(delStarted.map { String($0) } ?? "the end")"
     }
 }
