@@ -27,11 +27,14 @@ struct AllocatorTests {
         var issued: [String] = []
         for pod in 0..<5 { issued += try allocate(sets, "pod\(pod)", book: &book).map(\.description) }
         #expect(issued == ["10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.5", "10.244.1.6"])
+        book.attempts = []
         let error = try #require(cniError { _ = try allocate(sets, "pod5", book: &book) })
         #expect(error.code == .rangeExhausted)
         #expect(error.message.hasPrefix("no IP addresses available in range set 10.244.1.2-10.244.1.6"))
         #expect(error.message.contains("all 5 allocated"))
-        // Every address was tried once, plus nothing more: the walk stops where it started.
+        // Every address was tried exactly once, from just after the cursor (.6) round to it, and
+        // nothing more: the walk stops where it started.
+        #expect(book.attempts.map(\.description) == ["10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.5", "10.244.1.6"])
         #expect(book.records.count == 5)
     }
 

@@ -5,7 +5,7 @@ import NetAddress
 import Testing
 
 /// podwire-ipam and Debian's host-local on one store, in both directions.
-@Suite("Compatibility with host-local", .enabled(if: HostLocal.available, "needs /usr/lib/cni/host-local"))
+@Suite("Compatibility with host-local")
 struct HostLocalCompatibilityTests {
     let directory: TemporaryDirectory
     let network: TestNetwork

@@ -106,14 +106,15 @@ func net(_ text: String) -> IPNetwork { IPNetwork(text)! }
 struct MemoryBook: AddressBook {
     var records: [IPAddress: RecordOwner] = [:]
     var last: [Int: IPAddress] = [:]
-    var reserveCalls = 0
+    /// Every address `reserve` was asked for, in order.
+    var attempts: [IPAddress] = []
 
     mutating func addresses(of attachment: PodAttachment) -> [IPAddress] {
         records.filter { $0.value.belongs(to: attachment) }.map(\.key).sorted()
     }
 
     mutating func reserve(_ address: IPAddress, for attachment: PodAttachment) -> Bool {
-        reserveCalls += 1
+        attempts.append(address)
         guard records[address] == nil else { return false }
         records[address] = .attachment(attachment)
         return true
@@ -132,63 +133,99 @@ func attachment(_ id: String, _ ifname: String = "eth0") -> PodAttachment {
     PodAttachment(unchecked: id, ifname: ifname)
 }
 
+/// What a program run to completion printed, and how it ended.
+struct ToolOutcome {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var succeeded: Bool { status == 0 }
+}
+
+struct ToolError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs `path` to completion with posix_spawn and files for the three streams (Foundation's Process
+/// crashed inside run() when tests ran in parallel). Throws when it cannot be started, waited for
+/// or its output read: a tool that did not run must not look like one that printed nothing.
+func runTool(_ path: String, _ arguments: [String] = [], environment: [String: String] = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
+             stdin: Data = Data()) throws -> ToolOutcome {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("podipam-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let inPath = scratch.appendingPathComponent("stdin").path
+    let outPath = scratch.appendingPathComponent("stdout").path
+    let errPath = scratch.appendingPathComponent("stderr").path
+    try stdin.write(to: URL(fileURLWithPath: inPath))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    guard rc == 0 else { throw ToolError(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw ToolError(description: "waitpid(\(path)): \(String(cString: strerror(errno)))") }
+    }
+    let out = try Data(contentsOf: URL(fileURLWithPath: outPath))
+    let err = try Data(contentsOf: URL(fileURLWithPath: errPath))
+    let exitStatus: Int32 = (status & 0x7f) != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+    return ToolOutcome(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
+                       stderr: String(decoding: err, as: UTF8.self))
+}
+
+/// `chattr FLAG PATH`, which must succeed: a flag that was not set would make the test prove nothing.
+func chattr(_ flag: String, _ path: String) throws {
+    let outcome = try runTool("/usr/bin/chattr", [flag, path])
+    guard outcome.succeeded else {
+        throw ToolError(description: "chattr \(flag) \(path) exited \(outcome.status): \(outcome.stderr) (apt-get install e2fsprogs)")
+    }
+}
+
 /// Debian's reference plugin, run exactly as a runtime would run an IPAM plugin.
 enum HostLocal {
     static let path = "/usr/lib/cni/host-local"
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var succeeded: Bool { status == 0 }
+    typealias Outcome = ToolOutcome
 
-        /// The addresses of an ADD result, without prefixes.
-        var addresses: [String] {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any],
-                  let ips = object["ips"] as? [[String: Any]] else { return [] }
-            return ips.compactMap { ($0["address"] as? String)?.split(separator: "/").first.map(String.init) }
+    /// Why host-local cannot be used here, or nil: it must answer VERSION, asked once.
+    static let problem: String? = {
+        do {
+            let answer = try runTool(path, environment: ["CNI_COMMAND": "VERSION"], stdin: Data(#"{"cniVersion":"0.1.0"}"#.utf8))
+            if answer.succeeded && answer.stdout.contains("supportedVersions") { return nil }
+            return "\(path) VERSION exited \(answer.status): \(answer.stdout) \(answer.stderr)"
+        } catch {
+            return "\(error)"
         }
-    }
+    }()
 
     static func run(_ command: String, _ network: TestNetwork, containerID: String, ifname: String = "eth0",
                     args: String? = nil) throws -> Outcome {
+        if let problem { throw ToolError(description: "these tests need Debian's host-local: \(problem) (apt-get install containernetworking-plugins)") }
         var environment = [
             "CNI_COMMAND": command, "CNI_CONTAINERID": containerID, "CNI_NETNS": "/var/run/netns/podipam-test",
             "CNI_IFNAME": ifname, "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         ]
         if let args { environment["CNI_ARGS"] = args }
-        // posix_spawn with files for the three streams rather than Foundation's Process, which
-        // crashed inside run() when tests ran in parallel.
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("podipam-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let inPath = scratch.appendingPathComponent("stdin").path
-        let outPath = scratch.appendingPathComponent("stdout").path
-        let errPath = scratch.appendingPathComponent("stderr").path
-        try Data(network.json(ipamType: "host-local").utf8).write(to: URL(fileURLWithPath: inPath))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard rc == 0 else { throw CocoaError(.executableLoad) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let out = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
-        let err = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
-        let exitStatus: Int32 = (status & 0x7f) != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
-        return Outcome(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
-                       stderr: String(decoding: err, as: UTF8.self))
+        return try runTool(path, environment: environment, stdin: Data(network.json(ipamType: "host-local").utf8))
+    }
+}
+
+extension ToolOutcome {
+    /// The addresses of an ADD result, without prefixes.
+    var addresses: [String] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any],
+              let ips = object["ips"] as? [[String: Any]] else { return [] }
+        return ips.compactMap { ($0["address"] as? String)?.split(separator: "/").first.map(String.init) }
     }
 }
 
