@@ -16,6 +16,7 @@ PODWIRE_DEPS=(
     iptables                                           # portmap's nat rules in the chaining tests
     nftables                                           # nft, to read back ipMasq's table in the tests
     strace                                             # kill-before-every-write crash tests
+    e2fsprogs                                          # chattr, for the store tests of immutable files
     python3 gcc                                        # the benchmark driver and its floor probes
 )
 
