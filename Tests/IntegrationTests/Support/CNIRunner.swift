@@ -237,6 +237,7 @@ struct CNIRunner {
         let input = stdin ?? (config ?? self.config).data
         let result = try node.run([binary], environment: environment, stdin: input)
         if result.timedOut { Issue.record("CNI \(command) timed out: \(result)", sourceLocation: sourceLocation) }
+        if command == "ADD" && result.succeeded { try node.settleLinks() }
 
         return CNIResponse(command: command, result: result)
     }

@@ -200,6 +200,7 @@ struct RawInvocation {
         let binary = try plugin.requireBinary(sourceLocation: sourceLocation)
         let result = try node.run([binary], environment: environment, stdin: stdin)
         if result.timedOut { Issue.record("plugin timed out: \(result)", sourceLocation: sourceLocation) }
+        if environment["CNI_COMMAND"] == "ADD" && result.succeeded { try node.settleLinks() }
         return CNIResponse(command: environment["CNI_COMMAND"] ?? "(none)", result: result)
     }
 }

@@ -335,6 +335,64 @@ final class TestNode {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Waits until the kernel has done the work it defers after an ADD, in the node and every pod:
+    ///
+    /// - its linkwatch worker, after a link gains carrier: until then the first veth end brought
+    ///   up keeps operstate DOWN, its routes carry `linkdown` and its queue drops packets;
+    /// - IPv6 address configuration, which for an address added without DAD still runs from a
+    ///   work item: until then the address is `tentative` and has no local route.
+    ///
+    /// Both workers take the global rtnl lock, so on a node busy with other namespaces' veths (the
+    /// suites run in parallel) they can lag by hundreds of milliseconds. Not a timed check: it
+    /// waits for that work to be done, for at most `timeout` seconds, and throws only if it never
+    /// is. What the kernel does not owe (a link down or without carrier, DAD that is really
+    /// probing) is left as it is for the test to judge.
+    func settleLinks(timeout: TimeInterval = 10) throws {
+        let script = #"""
+            set -euo pipefail
+            for ns in "" $(ls /run/netns); do
+                ipn=(ip)
+                if [ -n "$ns" ]; then ipn=(ip -n "$ns"); fi
+                echo "@ns $ns"
+                printf 'link show\naddress show\nroute show table all\n' | "${ipn[@]}" -o -batch -
+            done
+            """#
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let pending = Self.deferredWorkPending(try check(["bash", "-c", script]))
+            if pending.isEmpty { return }
+            guard Date() < deadline else {
+                throw TestNodeError.unexpectedOutput(argv: ["settleLinks"], output: pending.joined(separator: "\n"),
+                                                     reason: "the kernel's deferred link work was still not done after \(timeout) s")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// What the kernel's deferred work still owes in `ip -o -batch` output (links, addresses,
+    /// routes) grouped under "@ns" lines: links with carrier whose operstate is not up yet, IPv6
+    /// addresses added without DAD still tentative, and `linkdown` routes on links with carrier.
+    static func deferredWorkPending(_ output: String) -> [String] {
+        var pending: [String] = []
+        var namespace = "", withCarrier = Set<Substring>()
+        for line in output.split(separator: "\n") {
+            if line.hasPrefix("@ns") {
+                namespace = String(line.dropFirst(3)).trimmingCharacters(in: .whitespaces)
+                withCarrier = []
+            } else if let match = line.firstMatch(of: /^\d+: ([^:@ ]+)[^:]*: <([^>]*)>.* state ([A-Z]+)/) {
+                let flags = match.2.split(separator: ",")
+                guard flags.contains("UP") && flags.contains("LOWER_UP") else { continue }
+                withCarrier.insert(match.1)
+                if ["DOWN", "LOWERLAYERDOWN", "DORMANT"].contains(match.3) { pending.append("\(namespace): \(line)") }
+            } else if line.contains(" inet6 ") && line.contains(" tentative") && line.contains(" nodad") {
+                pending.append("\(namespace): \(line)")
+            } else if line.contains(" linkdown"), let device = line.firstMatch(of: /\sdev (\S+)/)?.1, withCarrier.contains(device) {
+                pending.append("\(namespace): \(line)")
+            }
+        }
+        return pending
+    }
+
     /// One ICMP echo from a pod, waiting at most `wait` seconds for the reply.
     func ping(from pod: String, to address: String, wait: Int = 2) throws -> CommandResult {
         try podRun(pod, ["ping", "-n", "-c1", "-W\(wait)", address], timeout: TimeInterval(wait + 10))
