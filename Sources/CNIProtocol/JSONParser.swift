@@ -3,7 +3,8 @@
 ///
 /// Strictness follows what runtimes and Go's encoding/json accept: one value with optional
 /// surrounding whitespace, valid UTF-8, escapes including surrogate pairs, no control characters
-/// in strings, finite numbers. A repeated object key keeps its last value, as Go's decoder does.
+/// in strings, finite numbers. A repeated object key keeps its last value, as Go's decoder does;
+/// two keys that differ in bytes but are equal as Swift strings (canonically equivalent) are refused.
 struct JSONParser {
     /// Deeper nesting is refused, so a hostile config cannot exhaust the stack.
     static let maximumDepth = 512
@@ -82,12 +83,19 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a string key") }
+            let keyStart = index
             let key = try parseString()
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':' after an object key") }
             index += 1
             skipWhitespace()
-            object[key] = try parseValue()
+            // Swift compares String keys by canonical equivalence: "K" and the Kelvin sign U+212A are
+            // one dictionary key, two keys to Go. podwire cannot hold both, so it refuses the pair
+            // rather than read a different object than the runtime did.
+            if object.updateValue(try parseValue(), forKey: key) != nil,
+               let stored = object.index(forKey: key), !object.keys[stored].utf8.elementsEqual(key.utf8) {
+                throw Failure(offset: keyStart, reason: "a key canonically equivalent to an earlier, different key")
+            }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input in an object") }
             if bytes[index] == UInt8(ascii: ",") {

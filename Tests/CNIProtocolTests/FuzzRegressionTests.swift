@@ -4,9 +4,10 @@ import CNIProtocol
 // Inputs found by fuzzing the config and result readers (Scripts/fuzz.sh; the target is
 // Fuzz/ConfigResultFuzzer.swift, the same inputs as files are in Fuzz/regressions). None of them
 // crashed: one was pathologically slow with the Foundation-based reader podwire had before its own
-// JSON parser, the others are where the differential check against Foundation's JSONDecoder found
-// the two readers disagreeing, each time because podwire follows Go's encoding/json (what runtimes
-// and the reference plugins use) and Foundation does not. Each test pins podwire's answer.
+// JSON parser; the others are where a judge of podwire's JSON reader found a disagreement. Against
+// Foundation's JSONDecoder ("oracle-" files) it was each time Foundation's own leniency or
+// strictness, podwire following Go's encoding/json (what runtimes and the reference plugins use);
+// against Go itself ("go-" files) it was podwire's bug, fixed. Each test pins podwire's answer.
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
@@ -154,7 +155,8 @@ struct FuzzRegressionTests {
         exerciseEveryReader(ranges)
     }
 
-    /// Foundation stopped reading numbers at a NUL byte and took "2\0" as 2.
+    /// Foundation took "2\0" as the number 2: a NUL among the first bytes makes its decoder read
+    /// the document as UTF-16LE (RFC 4627's detection). JSON is UTF-8 (RFC 8259), as Go reads it.
     @Test func aNULByteAfterTheDocumentIsNotJSON() throws {
         for input in [[0x32, 0x00], bytes(#"{"cniVersion":"1.0.0","name":"n","type":"podwire"}"#) + [0x00]] {
             let error = try #require(configError(input))
@@ -206,5 +208,67 @@ struct FuzzRegressionTests {
                                           defaultVersion: .v1_1_0)
         #expect(result.routes.first?.table == 0)
         exerciseEveryReader(fuzzed)
+    }
+
+    /// The fuzzer's `"\0"\0\0`: 22 00 22 00 is UTF-16LE to Foundation, which read the empty
+    /// string; to podwire and Go it is a string holding a raw NUL, a control character.
+    @Test func bytesFoundationReadsAsUTF16AreRefused() throws {
+        let input: [UInt8] = [0x22, 0x00, 0x22, 0x00, 0x00]
+        let error = try #require(configError(input))
+        #expect(error.code == .decodingFailure)
+        #expect(error.details == "invalid JSON at byte 1: control character in a string")
+        exerciseEveryReader(input)
+    }
+
+    /// RFC 8259 allows a zero with an exponent; Foundation refused "0e5" (but not "0e-5"). Go reads
+    /// these as zero, keeping the sign, and so does podwire; "-1e-400" is -0 too.
+    @Test func aZeroWithAnExponentIsZero() throws {
+        let value = try CNIJSON.parse(bytes("[0e5,-0E+1,0e-5,-1e-400]"), what: "input")
+        let numbers = try #require(value.arrayValue).map { item -> Double? in
+            if case .number(let number) = item { return number }
+            return nil
+        }
+        #expect(numbers.map { $0?.bitPattern } == [0.0, -0.0, 0.0, -0.0].map(\.bitPattern))
+        exerciseEveryReader(bytes("[0e5,-0E+1,0e-5,-1e-400]"))
+    }
+
+    /// Found by the Go judge: two keys of one object, "type\u{C5}" and "typeA\u{30A}", are
+    /// canonically equivalent, so Swift's dictionary held them as one key (the second value under
+    /// the first spelling), where Go reads two keys. podwire now refuses such a pair, at the later key.
+    @Test func keysThatAreCanonicallyEquivalentButNotTheSameBytesAreRefused() throws {
+        let input = bytes(#"{"args":{"cni":{"ips":["peodirw",68]}},"ipam":{"ranges":[[{"subnet":"::/126"}]],"type":"4","type"#)
+            + [0xC3, 0x85] + bytes(#"":0.5,"typeA"#) + [0xCC, 0x8A]
+            + bytes(#"":"IP="},"name":"podwire","runtimeConfig":"4","type":"1.2.3.4/"}"#)
+        #expect(input.count == 176)
+        let error = try #require(configError(input))
+        #expect(error.code == .decodingFailure)
+        #expect(error.details == "invalid JSON at byte 104: a key canonically equivalent to an earlier, different key")
+        exerciseEveryReader(input)
+
+        // The Kelvin sign and "K", in either order; the same key twice still keeps the last value.
+        for pair in [#"{"K":1,"\#u{212A}":2}"#, #"{"\#u{212A}":1,"K":2}"#, #"{"a":{"\#u{37E}":1,";":2}}"#] {
+            #expect(throws: CNIError.self, "\(pair)") { try CNIJSON.parse(bytes(pair), what: "input") }
+        }
+        #expect(try CNIJSON.parse(bytes(#"{"\#u{212A}":1,"\#u{212A}":2}"#), what: "input") == .object(["\u{212A}": .number(2)]))
+        // Escaped or not, the same scalars are the same key, as in Go.
+        #expect(try CNIJSON.parse(bytes(#"{"\#u{212A}":1,"\u212a":2}"#), what: "input") == .object(["\u{212A}": .number(2)]))
+        // In different objects, and as values, equivalent spellings are kept byte for byte.
+        let value = try CNIJSON.parse(bytes(#"{"a":{"K":"K"},"b":{"\#u{212A}":"\#u{212A}"}}"#), what: "input")
+        #expect(value["b"]?.objectValue?.keys.first.map { Array($0.utf8) } == [0xE2, 0x84, 0xAA])
+        #expect(value["b"]?.objectValue?.values.first?.stringValue.map { Array($0.utf8) } == [0xE2, 0x84, 0xAA])
+        #expect(value["a"]?.objectValue?.keys.first.map { Array($0.utf8) } == [0x4B])
+    }
+
+    /// Foundation took "address" followed by U+00C5 and by "A" and U+030A as the same key (it
+    /// compares Swift strings too) and never read the discarded second value, a number with
+    /// nothing after its ".". podwire, like Go, refuses the number first.
+    @Test func aMalformedNumberUnderAnEquivalentKeyIsRefused() throws {
+        let input = bytes(#"{"int#e]*faces":"","ips":[{"address":"01.0.0","address"#) + [0xC3, 0x85]
+            + bytes(#"":"01.0.0","addressA"#) + [0xCC, 0x8A] + bytes(#"":90071992547409920.}],"routes":""}"#)
+        #expect(input.count == 113)
+        let error = try #require(configError(input))
+        #expect(error.code == .decodingFailure)
+        #expect(error.details == "invalid JSON at byte 98: invalid number: no digits after '.'")
+        exerciseEveryReader(input)
     }
 }
