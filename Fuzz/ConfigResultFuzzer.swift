@@ -4,7 +4,8 @@
 // A finding is any crash or runtime trap, and also any broken invariant below: a CNI error with a
 // code the README's table does not allow there, an accepted config or IPAM section that breaks its
 // own rules, a result that does not survive re-encoding, or podwire's JSON reader disagreeing with
-// Foundation's (ParserOracle.swift). Those call `finding`, which traps so that libFuzzer records
+// Go's encoding/json or Foundation's JSONDecoder beyond the exemptions each judge documents
+// (GoJudge.swift, FoundationJudge.swift). Those call `finding`, which traps so that libFuzzer records
 // the input like any other crash. StructureMutator.swift keeps most mutated inputs valid JSON.
 
 import CNIProtocol
@@ -14,22 +15,40 @@ import PodIPAM
 import Glibc
 #endif
 
+@_cdecl("LLVMFuzzerInitialize")
+public func podwireFuzzInitialize(_ argc: UnsafeMutablePointer<CInt>?,
+                                  _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> CInt {
+    checkTheJudges()
+    _ = goJudge // started here, so that a missing Go judge stops the run before any input
+    return 0
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func podwireFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = size == 0 || data == nil ? [] : Array(UnsafeBufferPointer(start: data, count: size))
+    // The Go judge reads the input on the other core while podwire's readers run here.
+    goJudge.send(bytes)
     fuzzNetworkConfig(bytes)
     fuzzResult(bytes)
     fuzzVersionReport(bytes)
     fuzzJSONValue(bytes)
-    if compareWithFoundation { fuzzParserAgainstFoundation(bytes) }
     fuzzResolvConf(bytes)
+    judgeTheJSONReader(bytes, go: goJudge.receive())
     return 0
 }
 
-/// PODWIRE_FUZZ_ORACLE=0 skips the comparison with Foundation's reader: its findings so far were
-/// all Foundation's own leniency or strictness, so the short run in every test.sh checks only what
-/// podwire itself guarantees (no crash, no trap, its invariants), and longer runs keep the oracle.
-let compareWithFoundation = getenv("PODWIRE_FUZZ_ORACLE").map { String(cString: $0) != "0" } ?? true
+/// Both judges on every input, always: Go's encoding/json (GoJudge.swift), and Foundation's
+/// JSONDecoder (FoundationJudge.swift) up to the depth its cost allows.
+func judgeTheJSONReader(_ bytes: [UInt8], go: GoAnswer) {
+    let podwire = PodwireReading(bytes)
+    if let problem = goVerdict(bytes, podwire: podwire, go: go) {
+        finding("Go's encoding/json: \(problem)")
+    }
+    if nesting(bytes) <= foundationDepthLimit,
+       let problem = foundationVerdict(bytes, podwire: podwire, foundation: FoundationJSON.read(bytes)) {
+        finding("Foundation's JSONDecoder: \(problem)")
+    }
+}
 
 func finding(_ message: String) -> Never {
     fatalError("fuzz invariant broken: \(message)")

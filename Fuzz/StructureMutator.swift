@@ -2,8 +2,9 @@
 // decoders see it (Foundation's parser is not instrumented, so libFuzzer gets no coverage signal
 // from inside it); this one keeps documents valid and changes their shape and values: repeats list
 // elements, drops and adds keys, moves subtrees around, and puts edge-case values (prefix lengths,
-// mapped addresses, huge numbers, versions) where the decoders look. A fifth of the time, and whenever
-// the input is not JSON, libFuzzer's own byte mutations run instead.
+// mapped addresses, huge numbers, versions) where the decoders look, and repeats object members in
+// the bytes (a JSONValue cannot), sometimes with canonically equivalent keys. A fifth of the time,
+// and whenever the input is not JSON, libFuzzer's own byte mutations run instead.
 
 import CNIProtocol
 
@@ -23,10 +24,50 @@ public func podwireFuzzMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, 
     // Copying a subtree into itself nests deeper and deeper; real configs are about 6 levels deep,
     // and decoding JSONValue costs depth squared (each failed type probe builds its coding path).
     guard depth(of: value) <= 12 else { return LLVMFuzzerMutate(data, size, maxSize) }
-    let output = CNIJSON.encode(value)
+    var output = CNIJSON.encode(value)
+    // A JSONValue cannot hold a key twice; the bytes can (a quarter of the time).
+    if random.below(4) == 0 { output = repeatingAMember(output, &random) }
     guard output.count <= maxSize, output != bytes else { return LLVMFuzzerMutate(data, size, maxSize) }
     output.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: output.count) }
     return output.count
+}
+
+/// Repeats one member of an object right after itself, with its own or another value, and often
+/// with its key spelled differently but canonically equivalent (the Kelvin sign for "K", "A" and a
+/// combining ring for "\u{C5}", U+037E for ";"; a key with none of those gets two new members whose
+/// keys end in the two spellings of "\u{C5}"): where the JSON readers keep the first or the last
+/// value, and where Swift sees one key and Go two.
+func repeatingAMember(_ document: [UInt8], _ random: inout SplitMix64) -> [UInt8] {
+    let members = Outline(document).objects.flatMap { $0 }
+    guard !members.isEmpty else { return document }
+    let member = random.pick(members)
+    let key = Array(document[member.keySpan])
+    func value() -> [UInt8] {
+        switch random.below(3) {
+        case 0: CNIJSON.encode(JSONValue.string(random.pick(StructureMutator.strings)))
+        case 1: CNIJSON.encode(JSONValue.number(random.pick(StructureMutator.numbers)))
+        default: Array(document[member.value.span])
+        }
+    }
+    func replacing(_ from: [UInt8], with to: [UInt8], in key: [UInt8]) -> [UInt8]? {
+        guard let at = key.indices.first(where: { key[$0...].starts(with: from) }) else { return nil }
+        var result = key
+        result.replaceSubrange(at..<at + from.count, with: to)
+        return result
+    }
+    let added: [[UInt8]]
+    if random.below(3) == 0 {
+        added = [key]
+    } else if let respelled = replacing(Array("K".utf8), with: [0xE2, 0x84, 0xAA], in: key)
+                ?? replacing([0xC3, 0x85], with: [0x41, 0xCC, 0x8A], in: key)
+                ?? replacing(Array(";".utf8), with: [0xCD, 0xBE], in: key) {
+        added = [respelled]
+    } else {
+        added = [Array(key.dropLast()) + [0xC3, 0x85, 0x22], Array(key.dropLast()) + [0x41, 0xCC, 0x8A, 0x22]]
+    }
+    var insertion: [UInt8] = []
+    for key in added { insertion += Array(",".utf8) + key + Array(":".utf8) + value() }
+    return Array(document[..<member.value.span.upperBound]) + insertion + Array(document[member.value.span.upperBound...])
 }
 
 func depth(of value: JSONValue) -> Int {

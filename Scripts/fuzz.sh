@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Fuzzes podwire's readers of untrusted bytes (network config, prevResult, results of every
 # version, VERSION requests, CNI_* variables, the IPAM config, resolv.conf text) with libFuzzer,
-# and checks podwire's own JSON reader against Foundation's (Fuzz/ParserOracle.swift).
+# and judges podwire's own JSON reader on every input against two others: Go's encoding/json
+# (what runtimes read CNI configs with; Fuzz/gojudge, a co-process of the target) and Foundation's
+# JSONDecoder (Fuzz/FoundationJudge.swift). See Fuzz/README.md.
 #
 #     Scripts/fuzz.sh [SECONDS]      build if needed, replay Fuzz/regressions, fuzz SECONDS (default 60)
 #     Scripts/fuzz.sh FILE...        build if needed and run just these inputs (a reproducer)
 #
 # The target (Fuzz/ConfigResultFuzzer.swift) is compiled with swiftc straight from the module
-# sources, outside SwiftPM, so Package.swift stays free of sanitizer flags. Everything it writes
-# goes under .build-fuzz/: the binary, the growing corpus and any crashing input. Exits 0 when
-# nothing was found, 1 on a finding (printing the reproducer path), 2 when the build fails.
+# sources, outside SwiftPM, so Package.swift stays free of sanitizer flags; the Go judge is built
+# with Debian's golang-go (installed if missing) in GOPATH mode, standard library only. Everything
+# either writes goes under .build-fuzz/: the binaries, Go's cache, the growing corpus and any
+# crashing input. Exits 0 when nothing was found, 1 on a finding (printing the reproducer path)
+# or any other failure of libFuzzer (the corpus merge included), 2 when the build fails.
 #
 # PODWIRE_FUZZ_SANITIZERS overrides the sanitizers (default "fuzzer,address"). Swift's own checks
 # (overflow, bounds, unwrap) trap either way; ASan adds checks on unsafe-pointer and C code.
@@ -23,6 +27,8 @@ fi
 # PODWIRE_FUZZ_WORK (default .build-fuzz) lets two configurations run side by side.
 work=${PODWIRE_FUZZ_WORK:-.build-fuzz}
 bin="$work/podwire-fuzz"
+# The target starts the Go judge from its own directory (Fuzz/GoJudge.swift).
+go_judge="$work/podwire-gojudge"
 sanitizers=${PODWIRE_FUZZ_SANITIZERS:-fuzzer,address}
 # -O keeps every Swift runtime check (overflow, bounds, force unwrap, precondition) and runs
 # several times faster than -Onone; lld avoids gold's "cannot export local symbol" noise with ASan.
@@ -66,15 +72,39 @@ report_finding() {
     local log=$1 artifact
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
     echo "--- fuzz finding (full log: $log)"
-    grep -E "Fatal error|fuzz invariant|ERROR: |SUMMARY: |^    #[0-9]+ .* in \\\$s" "$log" | head -n 30 \
-        | { swift demangle --simplified 2>/dev/null || cat; } || true
+    # awk rather than grep | head: no match and a long log are not errors; the reproducer must print.
+    awk '/Fatal error|fuzz invariant|ERROR: |SUMMARY: |^    #[0-9]+ .* in \$s|^gojudge|^panic:/ && n++ < 30' "$log" \
+        | { swift demangle --simplified 2>/dev/null || cat; }
     if [ -n "$artifact" ]; then
         echo "reproducer: $artifact"
         echo "replay with: Scripts/fuzz.sh $artifact"
     fi
 }
 
+# The Go judge: Debian's golang-go, GOPATH mode (there is no module proxy to reach), standard
+# library only; Go's cache and GOPATH live in the work directory, nothing goes to $HOME.
+build_go_judge() {
+    local stamp_file="$work/gojudge.stamp" stamp
+    if ! command -v go >/dev/null 2>&1; then
+        # shellcheck source=Scripts/lib/deps.sh
+        source Scripts/lib/deps.sh
+        podwire_install_deps golang-go || return 2
+    fi
+    stamp=$( { go version; cat Fuzz/gojudge/*.go; } | sha256sum)
+    if [ -x "$go_judge" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    echo "== building the Go judge ($(go version))"
+    rm -f "$stamp_file"
+    mkdir -p "$work/go/cache" "$work/go/path"
+    GO111MODULE=off GOENV=off GOFLAGS= GOCACHE="$(realpath "$work/go/cache")" GOPATH="$(realpath "$work/go/path")" \
+        go build -o "$go_judge" ./Fuzz/gojudge || return 2
+    echo "$stamp" > "$stamp_file"
+}
+
+mkdir -p "$work"
 build || { echo "fuzz.sh: the fuzz target did not build" >&2; exit 2; }
+build_go_judge || { echo "fuzz.sh: the Go judge did not build" >&2; exit 2; }
 
 # Swift's own crash handler hangs for minutes symbolicating inside libFuzzer's signal handler;
 # libFuzzer's and ASan's reports are enough. Leaks are not findings: a plugin lives for one request.
@@ -117,15 +147,27 @@ if [ "$status" -ne 0 ]; then
     report_finding "$log"
     exit 1
 fi
-grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::new_units_added" "$log" || true
+if ! grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::new_units_added" "$log"; then
+    echo "fuzz.sh: libFuzzer exited 0 without its final statistics (log: $log)" >&2
+    exit 1
+fi
 
 # libFuzzer keeps every input that ever added coverage; when that pile gets large, keep only a
-# minimal set with the same coverage, so the next run starts quickly.
+# minimal set with the same coverage, so the next run starts quickly. The merge runs every input
+# again, judges included: libFuzzer's merge survives a crashing input (it restarts its worker and
+# goes on, exiting 0), so a crash, timeout or out-of-memory there is found in its log instead.
 if [ "$(find "$work/corpus" -type f | wc -l)" -gt 3000 ]; then
     echo "== minimizing the corpus"
+    merge_log="$work/logs/merge-$(date +%Y%m%d-%H%M%S).log"
     rm -rf "$work/corpus.min" && mkdir "$work/corpus.min"
-    if "$bin" -merge=1 "$work/corpus.min" "$work/corpus" Fuzz/corpus >> "$log" 2>&1; then
-        rm -rf "$work/corpus" && mv "$work/corpus.min" "$work/corpus"
+    status=0
+    "$bin" -merge=1 -timeout=10 -artifact_prefix="$work/artifacts/" \
+        "$work/corpus.min" "$work/corpus" Fuzz/corpus > "$merge_log" 2>&1 || status=$?
+    if [ "$status" -ne 0 ] || grep -qE "^==[0-9]+== ?ERROR: |ERROR: libFuzzer|Test unit written to|fuzz invariant|Fatal error" "$merge_log"; then
+        echo "fuzz.sh: the corpus merge failed (exit $status)" >&2
+        report_finding "$merge_log"
+        exit 1
     fi
+    rm -rf "$work/corpus" && mv "$work/corpus.min" "$work/corpus"
 fi
 echo "fuzz.sh: no findings in ${seconds}s"
