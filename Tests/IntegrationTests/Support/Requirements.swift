@@ -12,6 +12,9 @@ import Testing
 enum Requirement: Sendable, CustomStringConvertible {
     /// `unshare -Urnm` works: a private user+network+mount namespace for every test node.
     case namespaces
+    /// Real root that can make a private network+mount namespace (`unshare -nm`): for real
+    /// runtimes (containerd, podman), which refuse to run in a user namespace of their own.
+    case realRoot
     /// strace, which injects SIGKILL at a chosen syscall for the crash-safety sweeps.
     case strace
     /// One of Debian's reference plugins in /usr/lib/cni (host-local, ptp, portmap, bridge),
@@ -23,6 +26,7 @@ enum Requirement: Sendable, CustomStringConvertible {
     var description: String {
         switch self {
         case .namespaces: "user+network+mount namespaces"
+        case .realRoot: "real root in a private network+mount namespace"
         case .strace: "strace"
         case .referencePlugin(let name): "\(PluginUnderTest.referenceDirectory)/\(name)"
         }
@@ -32,6 +36,7 @@ enum Requirement: Sendable, CustomStringConvertible {
     var problem: String? {
         switch self {
         case .namespaces: Self.namespaceProblem
+        case .realRoot: Self.realRootProblem
         case .strace: Self.straceProblem
         case .referencePlugin(let name): Self.referencePlugins.versions(of: name).problem
         }
@@ -61,6 +66,19 @@ enum Requirement: Sendable, CustomStringConvertible {
             return "\(error) (apt-get install util-linux)"
         }
         return probe(unshare, ["-Urnm", "true"], what: "cannot create a user+network+mount namespace")
+    }()
+
+    private static let realRootProblem: String? = {
+        guard geteuid() == 0 else {
+            return "this process runs as uid \(geteuid()); containerd and podman need real root (Scripts/test.sh runs these tests as root)"
+        }
+        let unshare: String
+        do {
+            unshare = try TestNode.tool("unshare")
+        } catch {
+            return "\(error) (apt-get install util-linux)"
+        }
+        return probe(unshare, ["-nm", "true"], what: "cannot create a network+mount namespace")
     }()
 
     private static let straceProblem: String? = {
