@@ -116,8 +116,9 @@ final class TestNode {
     let realRoot: Bool
 
     /// A node whose namespaces are private; `realRoot` keeps the machine's user namespace, for
-    /// runtimes that refuse to run in another, and also puts a tmpfs on /var/lib/cni, where
-    /// runtimes keep CNI results and IPAM state by default.
+    /// runtimes that refuse to run in another, and also puts an empty tmpfs on /var/lib, with one
+    /// of its own on /var/lib/cni, where runtimes keep CNI results and IPAM state by default:
+    /// nothing a runtime writes there by default reaches the machine's disk.
     init(realRoot: Bool = false) throws {
         self.realRoot = realRoot
         // Fails naming the cause when this machine cannot make the namespaces at all.
@@ -128,7 +129,13 @@ final class TestNode {
             "mount -t tmpfs -o mode=0755 tmpfs /run",
             "mkdir -p /run/netns",
         ]
-        if realRoot { setup += ["mkdir -p /var/lib/cni", "mount -t tmpfs -o mode=0755 tmpfs /var/lib/cni"] }
+        if realRoot {
+            // /var/lib/cni may not exist on this machine: a tmpfs on /var/lib first, so the mount
+            // point is made in the node, not on the machine's disk; /var/lib/cni is a tmpfs of its
+            // own, so a kit may make the rest of /var/lib read-only without touching it.
+            setup += ["mount -t tmpfs -o mode=0755 tmpfs /var/lib", "mkdir /var/lib/cni",
+                      "mount -t tmpfs -o mode=0755 tmpfs /var/lib/cni"]
+        }
         setup += [
             "ip link set lo up",
             "echo ready",
