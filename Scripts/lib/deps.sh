@@ -20,6 +20,16 @@ PODWIRE_DEPS=(
     python3 gcc                                        # the benchmark driver and its floor probes
 )
 
+# What the real-runtime tests drive podwire with (Scripts/test.sh installs these too): containerd's
+# CRI with runc, podman, and libcni through a Go client, with a pause image and a busybox image
+# built locally, and a CRI client in Python over Debian's grpcio.
+PODWIRE_RUNTIME_DEPS=(
+    containerd runc podman busybox-static              # the runtimes, and busybox for podman's image
+    libc6-dev                                          # libc.a for the static pause binary (gcc only recommends it)
+    golang-go golang-github-appc-cni-dev               # libcni 1.1.2 in GOPATH mode, for the Go client
+    python3-grpcio                                     # the CRI client (hand-encoded protobuf over gRPC)
+)
+
 # True if the Debian package is installed (not merely known or half-configured).
 podwire_package_installed() {
     local status

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Counts what one Swift Testing run proved, from the runner's own event stream.
 
-    test-report.py --label LABEL --list LIST --events EVENTS.jsonl [--filter REGEX] [--totals FILE]
+    test-report.py --label LABEL --list LIST --events EVENTS.jsonl [--filter REGEX] [--skip REGEX]
+                   [--totals FILE]
 
 LIST is `swift test list` output: every test function the bundle holds, one specifier per line
 ("Module.Type/function(label:)"); with --filter, only those the run's --filter selects (the same
-regular expression, searched in the specifier, as the runner does). EVENTS is the run's
+regular expression, searched in the specifier, as the runner does), without those --skip names.
+EVENTS is the run's
 `--event-stream-output-path` file (event stream version 0).
 
 A test passed when it started and ended with no issue other than a known one. Anything else is a
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("--list", required=True)
     parser.add_argument("--events", required=True)
     parser.add_argument("--filter")
+    parser.add_argument("--skip")
     parser.add_argument("--totals")
     args = parser.parse_args()
 
@@ -40,6 +43,8 @@ def main():
         expected = {line.strip() for line in listing if line.strip() and not line.startswith("[")}
     if args.filter:
         expected = {name for name in expected if re.search(args.filter, name)}
+    if args.skip:
+        expected = {name for name in expected if not re.search(args.skip, name)}
 
     functions = {}      # test ID -> specifier, for every function the run planned
     suites = set()
