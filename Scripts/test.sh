@@ -27,6 +27,10 @@ chmod 0755 "$work"
 trap 'rm -rf "$work"' EXIT
 totals="$work/totals"
 : >"$totals"
+# SwiftPM leaves a few empty TemporaryDirectory.* folders in $TMPDIR at every invocation: keep
+# them, and everything else the runs put there, in the scratch space removed at the end.
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 
 # One check that is not a Swift test (the build, the fuzzer, a static link...): one line, counted
 # in the closing line like a test.
@@ -173,7 +177,7 @@ else
         kind=debug
         [ "$binary" = "$PODWIRE_BIN" ] || kind=release
         (cd /tmp && run_tests "namespace tests, $kind binary (uid 65534)" "IntegrationTests" "$runtime_suites" \
-            "${unprivileged[@]}" env HOME=/tmp PODWIRE_BIN="$binary" "$bundle" --testing-library swift-testing \
+            "${unprivileged[@]}" env HOME=/tmp TMPDIR=/tmp PODWIRE_BIN="$binary" "$bundle" --testing-library swift-testing \
             --filter IntegrationTests --skip "$runtime_suites")
     done
 fi
