@@ -112,32 +112,7 @@ struct ChainingTests {
         try node.podIP("outside", "address", "add", "198.51.100.2/24", "dev", "eth0")
         try node.podIP("outside", "link", "set", "eth0", "up")
 
-        // perl-base (Essential on Debian) listens in the pod; bash's /dev/tcp connects from outside.
-        // The timeouts only keep a broken path from leaving processes behind.
-        let listener = #"""
-            my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => 80, Listen => 1, ReuseAddr => 1)
-                or die "listen: $!";
-            open(my $ready, ">", "/run/pod-a-listening") or die "ready file: $!";
-            close $ready;
-            my $c = $s->accept or die "accept: $!";
-            print $c "hello from pod-a to ", $c->peerhost, "\n";
-            close $c;
-            """#
-        let script = """
-            timeout 20 nsenter --net=\(node.netnsPath("pod-a")) perl -MIO::Socket::INET -e "$0" &
-            listener=$!
-            tries=0
-            while [ ! -e /run/pod-a-listening ]; do
-                tries=$((tries + 1)); [ "$tries" -lt 200 ] || { echo "the listener never started" >&2; exit 1; }
-                kill -0 "$listener" 2>/dev/null || { echo "the listener died" >&2; exit 1; }
-                sleep 0.05
-            done
-            timeout 10 nsenter --net=\(node.netnsPath("outside")) bash -c 'exec 3<>/dev/tcp/198.51.100.1/8080 && head -n1 <&3'
-            status=$?
-            wait "$listener"
-            exit $status
-            """
-        let run = try node.run(["sh", "-c", script, listener], timeout: 40)
+        let run = try node.connectThroughHostPort(pod: "pod-a", address: "198.51.100.1", port: 8080)
         #expect(run.succeeded, "\(run)")
         // The client is not in the pod network, so portmap does not masquerade: the pod sees it as it is.
         #expect(run.stdout == "hello from pod-a to 198.51.100.2\n", "\(run)")

@@ -83,33 +83,9 @@ struct RuntimeContainerdTests {
         let dnat = "-A \(dnatChain) -p tcp -m tcp --dport 8080 -j DNAT --to-destination \(sandbox.ip):80"
         #expect(rules.contains(dnat), "missing `\(dnat)` in:\n\(rules.joined(separator: "\n"))")
 
-        // perl-base listens on the container port in the pod's netns; bash's /dev/tcp connects from
-        // the outside namespace to the node's address and the hostPort. The timeouts only keep a
-        // broken path from leaving processes behind.
-        let listener = #"""
-            my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => 80, Listen => 1, ReuseAddr => 1)
-                or die "listen: $!";
-            open(my $ready, ">", "/run/web-listening") or die "ready file: $!";
-            close $ready;
-            my $c = $s->accept or die "accept: $!";
-            print $c "hello from web to ", $c->peerhost, "\n";
-            close $c;
-            """#
-        let script = """
-            timeout 20 nsenter --net=\(sandbox.netns) perl -MIO::Socket::INET -e "$0" &
-            listener=$!
-            tries=0
-            while [ ! -e /run/web-listening ]; do
-                tries=$((tries + 1)); [ "$tries" -lt 200 ] || { echo "the listener never started" >&2; exit 1; }
-                kill -0 "$listener" 2>/dev/null || { echo "the listener died" >&2; exit 1; }
-                sleep 0.05
-            done
-            timeout 10 nsenter --net=\(node.netnsPath("outside")) bash -c 'exec 3<>/dev/tcp/\(Masq.nodeOutside)/8080 && head -n1 <&3'
-            status=$?
-            wait "$listener"
-            exit $status
-            """
-        let run = try node.run(["sh", "-c", script, listener], timeout: 40)
+        // A listener on the container port in the pod's netns, a client in the outside namespace
+        // connecting to the node's address and the hostPort.
+        let run = try node.connectThroughHostPort(pod: "web", netns: sandbox.netns, address: Masq.nodeOutside, port: 8080)
         #expect(run.succeeded, "\(run)")
         // The client is not in the pod network, so portmap does not masquerade it: the pod sees it as it is.
         #expect(run.stdout == "hello from web to \(Masq.outside)\n", "\(run)")

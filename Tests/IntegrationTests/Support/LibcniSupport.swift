@@ -196,78 +196,8 @@ extension TestNode {
             usleep(50_000)
             processes = processesInside()
         }
-        left += processes.map { "process \($0)" }
+        left += processes.map { "process \(TestNode.describeProcess($0))" }
         return left
-    }
-
-    /// Processes started in the node that still run, and everything they started (a container
-    /// has namespaces of its own): "pid comm: command line". The holder itself is not listed.
-    func processesInside() -> [String] {
-        let files = FileManager.default
-        guard let nodeMounts = try? files.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt") else { return [] }
-        var parent: [Int32: Int32] = [:]
-        var found = Set<Int32>()
-        for entry in (try? files.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let process = Int32(entry), process != pid, process != getpid(),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let afterName = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: afterName)...].split(separator: " ")
-            // Zombies are gone in all but name: their parent has yet to reap them.
-            if fields.first == "Z" { continue }
-            if fields.count > 1, let ppid = Int32(fields[1]) { parent[process] = ppid }
-            if (try? files.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/mnt")) == nodeMounts { found.insert(process) }
-        }
-        var grew = true
-        while grew {
-            grew = false
-            for (process, ppid) in parent where !found.contains(process) && found.contains(ppid) {
-                found.insert(process)
-                grew = true
-            }
-        }
-        return found.sorted().map { process in
-            let comm = (try? String(contentsOfFile: "/proc/\(process)/comm", encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-            let command = ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(process)/cmdline"))) ?? Data())
-                .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
-            return "\(process) \(comm): \(command.prefix(200))"
-        }
-    }
-
-    /// A TCP connection from the "outside" namespace to `address:port`, answered by a listener on
-    /// port 80 in `pod` (perl-base, Essential on Debian; the client is bash's /dev/tcp). Returns
-    /// what the listener said: "hello from <pod> to <the client address it saw>". The timeouts
-    /// only keep a broken path from leaving processes behind.
-    func connectThroughHostPort(pod: String, address: String, port: Int) throws -> CommandResult {
-        let ready = "/run/\(pod)-listening"
-        let listener = #"""
-            my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => 80, Listen => 1, ReuseAddr => 1)
-                or die "listen: $!";
-            open(my $ready, ">", $ARGV[0]) or die "ready file: $!";
-            close $ready;
-            my $c = $s->accept or die "accept: $!";
-            print $c "hello from $ARGV[1] to ", $c->peerhost, "\n";
-            close $c;
-            """#
-        let script = """
-            rm -f \(ready)
-            timeout 20 nsenter --net=\(netnsPath(pod)) perl -MIO::Socket::INET -e "$0" \(ready) \(pod) &
-            listener=$!
-            tries=0
-            while [ ! -e \(ready) ]; do
-                tries=$((tries + 1)); [ "$tries" -lt 200 ] || { echo "the listener never started" >&2; kill "$listener"; exit 1; }
-                kill -0 "$listener" 2>/dev/null || { echo "the listener died" >&2; exit 1; }
-                sleep 0.05
-            done
-            timeout 10 nsenter --net=\(netnsPath("outside")) bash -c 'exec 3<>/dev/tcp/\(address)/\(port) && head -n1 <&3'
-            status=$?
-            kill "$listener" 2>/dev/null
-            wait "$listener"
-            rm -f \(ready)
-            exit $status
-            """
-        return try run(["bash", "-c", script, listener], timeout: 40)
     }
 
     /// Removes what `addOutside` made: the node's end of the link first (deleting the pair at

@@ -40,6 +40,42 @@ extension TestNode {
         try shell("mkdir -p \(Masq.delegateDirectory) && ln -sf '\(ipam)' \(Masq.delegateDirectory)/delegated-ipam")
     }
 
+    /// A TCP connection from the "outside" namespace to `address:port`, answered by a listener on
+    /// port 80 in the pod's network namespace (`netns`, by default the node's pod of that name;
+    /// perl-base, Essential on Debian; the client is bash's /dev/tcp). Returns what the listener
+    /// said: "hello from <pod> to <the client address it saw>". The timeouts only keep a broken
+    /// path from leaving processes behind.
+    func connectThroughHostPort(pod: String, netns: String? = nil, address: String, port: Int) throws -> CommandResult {
+        let ready = "/run/\(pod)-listening"
+        let listener = #"""
+            my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => 80, Listen => 1, ReuseAddr => 1)
+                or die "listen: $!";
+            open(my $ready, ">", $ARGV[0]) or die "ready file: $!";
+            close $ready;
+            my $c = $s->accept or die "accept: $!";
+            print $c "hello from $ARGV[1] to ", $c->peerhost, "\n";
+            close $c;
+            """#
+        let script = """
+            rm -f \(ready)
+            timeout 20 nsenter --net=\(netns ?? netnsPath(pod)) perl -MIO::Socket::INET -e "$0" \(ready) \(pod) &
+            listener=$!
+            tries=0
+            while [ ! -e \(ready) ]; do
+                tries=$((tries + 1)); [ "$tries" -lt 200 ] || { echo "the listener never started" >&2; kill "$listener"; exit 1; }
+                kill -0 "$listener" 2>/dev/null || { echo "the listener died" >&2; exit 1; }
+                sleep 0.05
+            done
+            timeout 10 nsenter --net=\(netnsPath("outside")) bash -c 'exec 3<>/dev/tcp/\(address)/\(port) && head -n1 <&3'
+            status=$?
+            kill "$listener" 2>/dev/null
+            wait "$listener"
+            rm -f \(ready)
+            exit $status
+            """
+        return try run(["bash", "-c", script, listener], timeout: 40)
+    }
+
     /// The "outside" of the cluster: a namespace joined to the node by a veth, node 198.51.100.1
     /// and outside 198.51.100.2 (2001:db8::1 / ::2), the node's default routes through it. The
     /// outside has no route to the pods: a pod's packet gets an answer only if it was masqueraded

@@ -188,38 +188,54 @@ final class TestNode {
     /// of their own (a pod's pause): any of them would keep the node's namespaces alive after
     /// the holder is gone. The holder itself is left to `close`.
     private func killEverythingInside() {
-        let files = FileManager.default
-        guard let nodeMounts = try? files.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt"),
-              let ownMounts = try? files.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt"),
-              nodeMounts != ownMounts
-        else { return }
         for _ in 0..<100 {
-            var parent: [Int32: Int32] = [:]
-            var inside = Set<Int32>()
-            for entry in (try? files.contentsOfDirectory(atPath: "/proc")) ?? [] {
-                guard let process = Int32(entry), process != pid, process != getpid(),
-                      let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                      let afterName = stat.lastIndex(of: ")")
-                else { continue }
-                // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-                let fields = stat[stat.index(after: afterName)...].split(separator: " ")
-                if fields.count > 1, let ppid = Int32(fields[1]) { parent[process] = ppid }
-                if (try? files.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/mnt")) == nodeMounts { inside.insert(process) }
-            }
-            // Descendants too: a container's processes have mount and network namespaces of their own.
-            var doomed = inside
-            var grew = true
-            while grew {
-                grew = false
-                for (process, ppid) in parent where !doomed.contains(process) && doomed.contains(ppid) {
-                    doomed.insert(process)
-                    grew = true
-                }
-            }
+            let doomed = processesInside()
             if doomed.isEmpty { return }
             for process in doomed { kill(process, SIGKILL) }
             usleep(20_000)
         }
+    }
+
+    /// Processes started in the node that still run, and everything they started (a container's
+    /// processes have mount and network namespaces of their own), the holder and zombies (gone in
+    /// all but name, their parent has yet to reap them) left out.
+    func processesInside() -> [Int32] {
+        let files = FileManager.default
+        guard let nodeMounts = try? files.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt"),
+              let ownMounts = try? files.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt"),
+              nodeMounts != ownMounts
+        else { return [] }
+        var parent: [Int32: Int32] = [:]
+        var inside = Set<Int32>()
+        for entry in (try? files.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let process = Int32(entry), process != pid, process != getpid(),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let afterName = stat.lastIndex(of: ")")
+            else { continue }
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+            if fields.first == "Z" { continue }
+            if fields.count > 1, let ppid = Int32(fields[1]) { parent[process] = ppid }
+            if (try? files.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/mnt")) == nodeMounts { inside.insert(process) }
+        }
+        var grew = true
+        while grew {
+            grew = false
+            for (process, ppid) in parent where !inside.contains(process) && inside.contains(ppid) {
+                inside.insert(process)
+                grew = true
+            }
+        }
+        return inside.sorted()
+    }
+
+    /// "pid comm: command line", for messages about a process.
+    static func describeProcess(_ process: Int32) -> String {
+        let comm = (try? String(contentsOfFile: "/proc/\(process)/comm", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        let command = ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(process)/cmdline"))) ?? Data())
+            .split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+        return "\(process) \(comm): \(command.prefix(200))"
     }
 
     // MARK: Running commands
