@@ -7,6 +7,8 @@ import os
 import statistics
 import sys
 
+from readme_table import replace_between_markers
+
 
 def percentile(samples, fraction):
     """Nearest-rank percentile."""
@@ -62,16 +64,8 @@ def main():
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "cri-latest.md"), "w") as handle:
         handle.write(markdown)
-    # The README shows the latest table between its markers, as report.py does for bench.sh's.
-    readme_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
-    with open(readme_path) as handle:
-        readme = handle.read()
-    start, end = "<!-- bench-cri:start -->\n", "<!-- bench-cri:end -->"
-    if start in readme and end in readme:
-        before, rest = readme.split(start, 1)
-        _, after = rest.split(end, 1)
-        with open(readme_path, "w") as handle:
-            handle.write(before + start + markdown + end + after)
+    # The README shows the latest table between its markers.
+    replace_between_markers("bench-cri", markdown)
     print(markdown)
     print("podwire's share above the host-network floor:")
     for line in shares:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from readme_table import replace_between_markers
+
 
 def ms(summary):
     return f"{summary['median']:.2f} ({summary['p99']:.2f})"
@@ -101,15 +103,7 @@ plot "{data_path}" using 1:4:4:5 with yerrorlines lw 2 title "reference ptp + ho
     subprocess.run(["gnuplot"], input=script.encode(), check=True)
     os.remove(data_path)
     # The README shows the latest table between its markers.
-    readme_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
-    with open(readme_path) as handle:
-        readme = handle.read()
-    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
-    if start in readme and end in readme:
-        before, rest = readme.split(start, 1)
-        _, after = rest.split(end, 1)
-        with open(readme_path, "w") as handle:
-            handle.write(before + start + markdown + end + after)
+    replace_between_markers("bench", markdown)
     print(markdown)
 
 
