@@ -70,59 +70,6 @@ enum ContainerdKit {
     static func newCgroupParent() -> String {
         "/podwire-test-" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
     }
-
-    /// The hierarchies of this machine's cgroup mounts (cgroup v1 controllers, the unified one, or
-    /// the root of a pure v2 mount).
-    static func cgroupHierarchies() -> [String] {
-        let root = "/sys/fs/cgroup"
-        var hierarchies = [root]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
-            var isDirectory: ObjCBool = false
-            let path = "\(root)/\(entry)"
-            // Controllers mounted together appear once more as symlinks (cpu,cpuacct): skip those.
-            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == nil,
-               FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                hierarchies.append(path)
-            }
-        }
-        return hierarchies
-    }
-
-    /// The directories of `parent`'s tree on every hierarchy, deepest first.
-    static func cgroupTree(_ parent: String) -> [String] {
-        var directories: [String] = []
-        for hierarchy in cgroupHierarchies() {
-            let top = hierarchy + parent
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: top, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
-            directories.append(top)
-            for sub in (try? FileManager.default.subpathsOfDirectory(atPath: top)) ?? [] {
-                let path = "\(top)/\(sub)"
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                    directories.append(path)
-                }
-            }
-        }
-        return directories.sorted { $0.count > $1.count }
-    }
-
-    /// Removes a node's cgroup tree from every hierarchy, SIGKILLing whatever still runs in it (only
-    /// that node's pods can: the parent's name is random). Returns what could not be removed.
-    static func removeCgroupTree(_ parent: String, timeout: TimeInterval = 10) -> [String] {
-        precondition(parent.hasPrefix("/podwire-test-") && !parent.contains(".."), "not a test cgroup parent: \(parent)")
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let tree = cgroupTree(parent)
-            if tree.isEmpty { return [] }
-            for directory in tree {
-                let procs = (try? String(contentsOfFile: "\(directory)/cgroup.procs", encoding: .utf8)) ?? ""
-                for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) where pid > 1 { kill(pid, SIGKILL) }
-                rmdir(directory)
-            }
-            if Date() >= deadline { return cgroupTree(parent) }
-            usleep(20_000)
-        }
-    }
 }
 
 struct ContainerdKitError: Error, CustomStringConvertible {
@@ -319,7 +266,7 @@ final class ContainerdNode {
     /// PIDs of live (not zombie) processes in each pod's cgroup, by sandbox ID, on the pids hierarchy
     /// (or the unified one on a pure v2 machine).
     func podProcesses() throws -> [String: [Int32]] {
-        let hierarchy = ContainerdKit.cgroupHierarchies().first { $0.hasSuffix("/pids") } ?? "/sys/fs/cgroup"
+        let hierarchy = TestCgroups.hierarchies().first { $0.hasSuffix("/pids") } ?? "/sys/fs/cgroup"
         var processes: [String: [Int32]] = [:]
         let top = hierarchy + cgroupParent
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: top)) ?? [] {
@@ -350,15 +297,17 @@ final class ContainerdNode {
         let dir = Self.dir
         let script = """
             set -euo pipefail
+            \(TestNode.existsFunction)
             own=$(readlink /proc/self/ns/mnt)
             echo @links; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'
-            echo @routes; ip -4 route show; ip -6 route show | grep -v -e '^fe80::/64' -e '^multicast' || true
+            # A probe's own failure must fail the script: only grep finding nothing is an answer.
+            echo @routes; ip -4 route show; routes6=$(ip -6 route show); grep -v -e '^fe80::/64' -e '^multicast' <<<"$routes6" || true
             echo @ipam; if [ -d '\(dataDir)' ]; then find '\(dataDir)' -mindepth 1 ! -type d -printf '%P\\n'; fi
             echo @nat; iptables -t nat -S
             echo @nft; nft list ruleset
-            echo @results; ls -A /var/lib/cni/results 2>/dev/null || true
+            echo @results; if exists /var/lib/cni/results; then ls -A /var/lib/cni/results; fi
             echo @netns; ls -A /run/netns
-            echo @mounts; awk '{print $5}' /proc/self/mountinfo | grep -e '^\(dir)/' -e '^/run/netns/' || true
+            echo @mounts; mountpoints=$(awk '{print $5}' /proc/self/mountinfo); grep -e '^\(dir)/' -e '^/run/netns/' <<<"$mountpoints" || true
             echo @shims
             for entry in /proc/[0-9]*; do
                 [ "$(cat "$entry/comm" 2>/dev/null)" = containerd-shim ] || continue
@@ -439,7 +388,7 @@ final class ContainerdNode {
             problems.append("node.sh cleanup: \(cleanup.oneLine)")
         }
         node.close()
-        let cgroups = ContainerdKit.removeCgroupTree(cgroupParent)
+        let cgroups = TestCgroups.removeTree(cgroupParent)
         if !cgroups.isEmpty { problems.append("cgroups not removed: \(cgroups)") }
         let appeared = absentOutside.filter { FileManager.default.fileExists(atPath: $0) }
         if !appeared.isEmpty { problems.append("appeared outside the node: \(appeared)") }

@@ -113,57 +113,7 @@ final class PodmanNode {
             problems.append("podman.sh cleanup could not run: \(error)")
         }
         node.close()
-        if let cgroupParent { problems += Self.removeCgroups(parent: cgroupParent) }
+        if let cgroupParent { problems += TestCgroups.removeTree(cgroupParent) }
         return problems
-    }
-
-    /// Every cgroup hierarchy mounted here: cgroup v1 controllers and named hierarchies, a v2 one.
-    static func cgroupHierarchies() -> [String] {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
-        return mounts.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 2, fields[2] == "cgroup" || fields[2] == "cgroup2" else { return nil }
-            return String(fields[1])
-        }
-    }
-
-    /// Removes `/<hierarchy>/<parent>` and everything below it in every hierarchy, deepest first,
-    /// killing any process still in them; waits up to 10 s for the kernel to let go of killed
-    /// ones. Returns the directories that are still there.
-    static func removeCgroups(parent: String) -> [String] {
-        // Never anything but a name the kit makes: a wrong one could name the hierarchy's root.
-        guard parent.wholeMatch(of: /podwire-podman-[0-9a-f]{12}/) != nil else { return ["refused to remove cgroup parent \(parent.debugDescription)"] }
-        let files = FileManager.default
-        var remaining: [String] = []
-        for hierarchy in cgroupHierarchies() {
-            let top = "\(hierarchy)/\(parent)"
-            guard files.fileExists(atPath: top) else { continue }
-            let deadline = Date().addingTimeInterval(10)
-            while true {
-                var directories = [top]
-                if let enumerator = files.enumerator(atPath: top) {
-                    while let relative = enumerator.nextObject() as? String {
-                        var isDirectory: ObjCBool = false
-                        if files.fileExists(atPath: "\(top)/\(relative)", isDirectory: &isDirectory), isDirectory.boolValue {
-                            directories.append("\(top)/\(relative)")
-                        }
-                    }
-                }
-                // Deepest first: a cgroup can be removed only once it has no children.
-                directories.sort { $0.split(separator: "/").count > $1.split(separator: "/").count }
-                for directory in directories {
-                    let procs = (try? String(contentsOfFile: "\(directory)/cgroup.procs", encoding: .utf8)) ?? ""
-                    for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
-                    _ = rmdir(directory)
-                }
-                if !files.fileExists(atPath: top) { break }
-                if Date() >= deadline {
-                    remaining.append(top)
-                    break
-                }
-                usleep(50_000)
-            }
-        }
-        return remaining
     }
 }
