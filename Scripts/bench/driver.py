@@ -53,7 +53,7 @@ PODWIRE_SUBNET6 = "fd00:10:244::/64"
 REFERENCE_SUBNET6 = "fd00:10:244:1::/64"
 
 
-def config(kind, ip_masq=False, dual_stack=False, cni_version="1.0.0"):
+def config(kind, ip_masq=False, dual_stack=False, mtu=True, cni_version="1.0.0"):
     ranges = [[{"subnet": PODWIRE_SUBNET if kind == "podwire" else REFERENCE_SUBNET}]]
     routes = [{"dst": "0.0.0.0/0"}]
     if dual_stack:
@@ -63,8 +63,10 @@ def config(kind, ip_masq=False, dual_stack=False, cni_version="1.0.0"):
         plugin = {"type": "podwire", "ipam": {"type": "podwire-ipam", "dataDir": "/run/bench-ipam", "ranges": ranges, "routes": routes}}
     else:
         plugin = {"type": "ptp", "ipam": {"type": "host-local", "dataDir": "/run/bench-ipam", "ranges": ranges, "routes": routes}}
-    name = f"bench-{kind}" + ("-masq" if ip_masq else "") + ("-dual" if dual_stack else "")
-    plugin.update({"cniVersion": cni_version, "name": name, "mtu": 1500})
+    name = f"bench-{kind}" + ("-masq" if ip_masq else "") + ("-dual" if dual_stack else "") + ("" if mtu else "-nomtu")
+    plugin.update({"cniVersion": cni_version, "name": name})
+    if mtu:
+        plugin["mtu"] = 1500
     if ip_masq:
         plugin["ipMasq"] = True
     return json.dumps(plugin).encode()
@@ -299,6 +301,10 @@ def main():
             entry["floor"] = {k: summary(v) for k, v in floor_samples.items()}
             entry["floor_samples"] = floor_samples
         results["scenarios"][key] = entry
+
+    # Without "mtu" the pair keeps the kernel's default: a config many users write.
+    no_mtu_confs = {k: config(k, mtu=False) for k in plugins}
+    record("nomtu", *timed_pairs(plugins, no_mtu_confs, args.iterations, "no mtu, empty node", "nomtu"))
 
     if args.masq:
         # On the empty node, like the first row, so the two rows differ only by ipMasq.
