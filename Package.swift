@@ -18,37 +18,51 @@ let package = Package(
         .executable(name: "podwire-ipam", targets: ["podwire-ipam"]),
     ],
     targets: [
-        // C: what Glibc's Swift module hides (_GNU_SOURCE) and kernel constants that are macros.
+        // C: what Glibc's Swift module hides (_GNU_SOURCE), and libc constants and macros Swift cannot import.
         .target(name: "CLinuxShim", cSettings: [.define("_GNU_SOURCE")]),
         // C: argv for the Swift runtime without its /proc/self/maps scan at every start (static links).
         .target(name: "CProcessStart"),
+        // C: netlink sockets, and the work that needs a thread of its own (a socket made inside a pod's namespace,
+        // a request whose answer blocks); no framing, which is all in Netlink.
+        .target(name: "CNetlinkSockets"),
         // C: libnl-3 / libnl-route-3 headers (include path only; linking is chosen above).
         .systemLibrary(name: "CNetlink", providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         // C: the kernel's nf_tables netlink ABI (UAPI headers only; nothing to link).
         .systemLibrary(name: "CNFTables", providers: [.apt(["linux-libc-dev"])]),
 
-        // Pure Swift, no kernel calls.
+        // Pure Swift, no kernel calls: addresses, the CNI protocol, the wiring plan.
         .target(name: "NetAddress"),
         .target(name: "CNIProtocol", dependencies: ["NetAddress"]),
-        .target(name: "PodIPAM", dependencies: ["NetAddress", "CNIProtocol", "CLinuxShim"]),
+        .target(name: "PodWiring", dependencies: ["NetAddress", "CNIProtocol"]),
 
-        // Kernel work behind a small Swift API.
-        .target(name: "Netlink", dependencies: ["CNetlink", "CLinuxShim", "NetAddress"],
+        // Syscalls: the one SystemError, fd I/O, namespace files, /proc/sys.
+        .target(name: "LinuxSystem", dependencies: ["CLinuxShim"]),
+        // IPAM: the allocator and its file store (no netlink).
+        .target(name: "PodIPAM", dependencies: ["NetAddress", "CNIProtocol", "LinuxSystem", "CLinuxShim"]),
+        // Every netlink family podwire speaks (rtnetlink through libnl, nfnetlink framed in Swift),
+        // with ip- and nft-style verbs; the only module that frames netlink messages.
+        .target(name: "Netlink", dependencies: ["CNetlink", "CNFTables", "CNetlinkSockets", "LinuxSystem", "NetAddress"],
                 swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/libnl3"])],
                 linkerSettings: netlinkLinkerSettings),
-        // nftables over NETLINK_NETFILTER, messages built in Swift: no libnftnl or libmnl.
-        .target(name: "Netfilter", dependencies: ["CNFTables", "Netlink", "NetAddress"]),
+        // podwire's nftables tables (the masquerade), built from Netlink's nftables verbs.
+        .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress"]),
 
-        // The plugin's verbs over those layers, and the thin executable.
-        .target(name: "PodwirePlugin", dependencies: ["CNIProtocol", "PodIPAM", "Netlink", "Netfilter", "NetAddress", "CLinuxShim"]),
-        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CProcessStart"]),
-        .executableTarget(name: "podwire-ipam", dependencies: ["PodwirePlugin", "CProcessStart"]),
+        // The process frame every plugin binary shares: environment and stdin in, one document out.
+        .target(name: "CNIPlugin", dependencies: ["CNIProtocol", "LinuxSystem"]),
+        // podwire-ipam's verbs over PodIPAM: no netlink, no nftables.
+        .target(name: "IPAMPlugin", dependencies: ["CNIPlugin", "CNIProtocol", "PodIPAM"]),
+        // podwire's verbs: the plan applied to, compared with and removed from the kernel.
+        .target(name: "PodwirePlugin", dependencies: ["CNIPlugin", "CNIProtocol", "PodIPAM", "PodWiring", "Netlink", "Netfilter",
+                                                      "LinuxSystem", "NetAddress", "CLinuxShim"]),
+        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CNIPlugin", "CProcessStart"]),
+        .executableTarget(name: "podwire-ipam", dependencies: ["IPAMPlugin", "CNIPlugin", "CProcessStart"]),
 
         // Replayable randomness for the tests and the fuzz target (Scripts/fuzz.sh compiles it in).
         .target(name: "SeededRandom", path: "Tests/SeededRandom"),
         .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
         .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol", "SeededRandom"]),
-        .testTarget(name: "PodIPAMTests", dependencies: ["PodIPAM"]),
+        .testTarget(name: "PodIPAMTests", dependencies: ["PodIPAM", "LinuxSystem"]),
+        .testTarget(name: "PodWiringTests", dependencies: ["PodWiring", "CNIProtocol", "NetAddress"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetAddress", "SeededRandom"]),
     ]
 )

@@ -33,7 +33,7 @@ sanitizers=${PODWIRE_FUZZ_SANITIZERS:-fuzzer,address}
 # -O keeps every Swift runtime check (overflow, bounds, force unwrap, precondition) and runs
 # several times faster than -Onone; lld avoids gold's "cannot export local symbol" noise with ASan.
 flags=(-O -swift-version 6 -parse-as-library -sanitize="$sanitizers" -use-ld=lld)
-modules=(NetAddress CNIProtocol PodIPAM)
+modules=(NetAddress CNIProtocol LinuxSystem PodIPAM)
 # The clang that ships with swiftc: its sanitizer runtimes are the ones swiftc links.
 toolchain_clang="$(dirname "$(readlink -f "$(command -v swiftc)")")/clang"
 
@@ -41,7 +41,7 @@ build() {
     local stamp_file="$work/build.stamp" stamp
     stamp=$( { swiftc --version 2>&1; echo "${flags[*]}";
                cat Sources/CLinuxShim/shim.c Sources/CLinuxShim/include/*.h \
-                   Sources/NetAddress/*.swift Sources/CNIProtocol/*.swift Sources/PodIPAM/*.swift Fuzz/*.swift \
+                   Sources/NetAddress/*.swift Sources/CNIProtocol/*.swift Sources/LinuxSystem/*.swift Sources/PodIPAM/*.swift Fuzz/*.swift \
                    Tests/SeededRandom/*.swift; } | sha256sum)
     if [ -x "$bin" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
         return 0
@@ -49,7 +49,7 @@ build() {
     echo "== building the fuzz target ($sanitizers)"
     rm -rf "$work/modules" && mkdir -p "$work/modules/CLinuxShim"
     rm -f "$stamp_file"
-    # PodIPAM may use CLinuxShim (Package.swift lists it): compile it and give it a module map.
+    # LinuxSystem and PodIPAM use CLinuxShim (Package.swift lists it): compile it and give it a module map.
     "$toolchain_clang" -O1 -D_GNU_SOURCE -fsanitize="${sanitizers/fuzzer/fuzzer-no-link}" -I Sources/CLinuxShim/include \
         -c Sources/CLinuxShim/shim.c -o "$work/modules/CLinuxShim.o" || return 2
     printf 'module CLinuxShim {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CLinuxShim/include/CLinuxShim.h" \

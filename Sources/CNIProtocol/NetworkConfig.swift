@@ -1,13 +1,21 @@
-/// One plugin's configuration as a runtime sends it on stdin.
+import NetAddress
+
+/// One plugin's configuration as a runtime sends it on stdin, parsed once.
 ///
-/// Known keys are read with their types checked; everything is also kept as `json` so IPAM
-/// decoding and delegation see exactly what the runtime sent.
+/// Every key podwire itself reads is read here, with its type checked and its errors worded
+/// here; the `ipam` section is the IPAM's own (PodIPAM's `IPAMConfig`). Everything is also kept
+/// as `json` so IPAM decoding and delegation see exactly what the runtime sent.
 public struct NetworkConfig: Sendable {
     public var cniVersion: CNIVersion
     public var name: String
     public var type: String
     public var mtu: Int?
     public var ipMasq: Bool
+    /// `noMasqueradeCIDRs`: destinations the masquerade never applies to.
+    public var noMasqueradeCIDRs: [IPNetwork]
+    /// GC's `cni.dev/valid-attachments` (or the 1.1.0 tag's `cni.dev/attachments`); nil when the
+    /// config has neither, which GC refuses rather than read as "keep nothing".
+    public var validAttachments: [Attachment]?
     public var dns: CNIDNS?
     /// `ipam.type`, when there is an `ipam` section.
     public var ipamType: String?
@@ -31,7 +39,8 @@ public struct NetworkConfig: Sendable {
                            details: "a network name matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ and is used as a directory name")
         }
         var config = NetworkConfig(cniVersion: version, name: name, type: try requiredString(json, "type"),
-                                   mtu: nil, ipMasq: false, dns: nil, ipamType: nil, prevResult: json["prevResult"],
+                                   mtu: nil, ipMasq: false, noMasqueradeCIDRs: [], validAttachments: nil, dns: nil,
+                                   ipamType: nil, prevResult: json["prevResult"],
                                    json: json, raw: bytes)
         if let mtu = try optionalInt(json, "mtu"), mtu != 0 {
             guard (68...65535).contains(mtu) else {
@@ -40,6 +49,8 @@ public struct NetworkConfig: Sendable {
             config.mtu = mtu
         }
         config.ipMasq = try optionalBool(json, "ipMasq") ?? false
+        config.noMasqueradeCIDRs = try parseNoMasqueradeCIDRs(json["noMasqueradeCIDRs"])
+        config.validAttachments = try parseValidAttachments(json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"])
         if let dns = json["dns"], dns != .null {
             do {
                 config.dns = try CNIDNS(json: dns)
@@ -57,6 +68,67 @@ public struct NetworkConfig: Sendable {
             throw CNIError(.invalidNetworkConfig, "invalid prevResult: not an object")
         }
         return config
+    }
+
+    /// One attachment of a network: a container's interface.
+    public struct Attachment: Hashable, Sendable {
+        public var containerID: String
+        public var ifname: String
+
+        public init(containerID: String, ifname: String) {
+            self.containerID = containerID
+            self.ifname = ifname
+        }
+    }
+
+    /// Each entry a CIDR without host bits, so that what is exempt is exactly what was written.
+    static func parseNoMasqueradeCIDRs(_ value: JSONValue?) throws(CNIError) -> [IPNetwork] {
+        guard let value, value != .null else { return [] }
+        guard case .array(let entries) = value else {
+            throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\": expected a list of CIDR strings",
+                           details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+        }
+        var networks: [IPNetwork] = []
+        for (index, entry) in entries.enumerated() {
+            guard case .string(let text) = entry else {
+                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \(index): expected a CIDR string",
+                               details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+            }
+            guard let network = IPNetwork(text) else {
+                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \"\(text)\": not a CIDR",
+                               details: "write an address and a prefix length, e.g. 10.244.0.0/16 or fd00:10:244::/48")
+            }
+            if network.hasHostBits {
+                throw CNIError(.invalidNetworkConfig,
+                               "\"noMasqueradeCIDRs\" entry \(network) has host bits set; did you mean \(network.masked)?")
+            }
+            networks.append(network)
+        }
+        return networks
+    }
+
+    static func parseValidAttachments(_ value: JSONValue?) throws(CNIError) -> [Attachment]? {
+        guard let value else { return nil }
+        guard case .array(let entries) = value else {
+            throw CNIError(.invalidNetworkConfig, "\"cni.dev/valid-attachments\" must be a list of {containerID, ifname}")
+        }
+        var result: [Attachment] = []
+        for entry in entries {
+            guard let containerID = entry["containerID"]?.stringValue, let ifname = entry["ifname"]?.stringValue else {
+                throw CNIError(.invalidNetworkConfig, "every valid attachment needs \"containerID\" and \"ifname\" strings")
+            }
+            result.append(Attachment(containerID: containerID, ifname: ifname))
+        }
+        return result
+    }
+
+    /// GC's list of attachments to keep; a config without one is refused (code 7).
+    public func requireValidAttachments() throws(CNIError) -> [Attachment] {
+        guard let validAttachments else {
+            throw CNIError(.invalidNetworkConfig, "GC needs \"cni.dev/valid-attachments\" in the config",
+                           details: "an empty list removes every attachment of the network; a missing one removes nothing")
+        }
+        return validAttachments
     }
 
     /// The config's version, or code 1 naming what podwire supports.

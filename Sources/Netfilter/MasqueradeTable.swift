@@ -1,4 +1,3 @@
-internal import CNFTables
 import NetAddress
 import Netlink
 
@@ -20,7 +19,7 @@ import Netlink
 /// as with the reference's iptables; every change is one nf_tables transaction, never an exec.
 ///
 /// What a change removes (a rule, an element) the kernel frees after an RCU grace period, and
-/// closing a netfilter netlink socket waits for that (about 10 ms). So ADD reads first and, once
+/// closing a netfilter netlink socket waits for that grace period. So ADD reads first and, once
 /// the table is in place, only adds; and the socket lives as long as this object, so DEL can
 /// keep it open while the veth's own deletion waits out the same grace period.
 /// All methods work in the network namespace of the thread that first uses the object.
@@ -33,8 +32,8 @@ public final class MasqueradeTable {
     public var name: String { "podwire-\(network)" }
     public static let chain = "postrouting"
 
-    /// The kernel's limit on a table name (NFT_NAME_MAXLEN, NUL included).
-    public static let maximumNameLength = Int(NFT_NAME_MAXLEN) - 1
+    /// The kernel's limit on a table name.
+    public static let maximumNameLength = NFT.maximumNameLength
     /// nft prints comments of up to 128 bytes (NUL included); a longer owner goes uncommented.
     static let maximumCommentLength = 127
 
@@ -53,7 +52,7 @@ public final class MasqueradeTable {
     static func exemptSet(_ family: IPFamily) -> String { family == .v4 ? "exempt4" : "exempt6" }
     static let families: [IPFamily] = [.v4, .v6]
 
-    func socket() throws(KernelError) -> NFTSocket {
+    func socket() throws(NetlinkError) -> NFTSocket {
         if let openSocket { return openSocket }
         let socket = try NFTSocket()
         openSocket = socket
@@ -69,7 +68,7 @@ public final class MasqueradeTable {
     /// written: on a node where the table is in place an ADD sends one element. The first ADD
     /// creates everything; its transaction flushes the chain before adding the rules, so ADDs
     /// racing to create the table leave the rules once (nf_tables serializes transactions).
-    public func install(exempt: [IPNetwork], addresses: [IPAddress], owner: String) throws(KernelError) {
+    public func install(exempt: [IPNetwork], addresses: [IPAddress], owner: String) throws(NetlinkError) {
         let socket = try self.socket()
         let comment = owner.utf8.count <= Self.maximumCommentLength ? owner : nil
         var requests: [NFTRequest] = []
@@ -92,8 +91,7 @@ public final class MasqueradeTable {
             for (index, family) in Self.families.enumerated() {
                 requests.append(NFT.newSet(name, Self.exemptSet(family), family: family, interval: true, id: UInt32(3 + index)))
             }
-            requests.append(NFT.newChain(name, Self.chain, type: "nat", hook: UInt32(NF_INET_POST_ROUTING.rawValue),
-                                         priority: CNFTables_PRIORITY_SRCNAT,
+            requests.append(NFT.newChain(name, Self.chain, type: "nat", hook: .postrouting, priority: NFT.srcnatPriority,
                                          description: "type nat hook postrouting priority srcnat"))
             requests.append(NFT.flushChain(name, Self.chain))
             for family in Self.families {
@@ -111,9 +109,9 @@ public final class MasqueradeTable {
             }
             // Replaced, not added to: interval sets refuse overlapping elements, and the config
             // (noMasqueradeCIDRs, ranges) may have changed since the last ADD.
-            requests.append(NFT.elements(NFT_MSG_DELSETELEM, name, set, nil, what: "nft flush set inet \(name) \(set)"))
+            requests.append(NFT.flushSet(name, set))
             if !wanted.isEmpty {
-                requests.append(NFT.elements(NFT_MSG_NEWSETELEM, name, set, wanted,
+                requests.append(NFT.addElements(name, set, wanted,
                                              what: "nft add element inet \(name) \(set) { \(networks.map(\.masked.description).joined(separator: ", ")) }"))
             }
         }
@@ -128,10 +126,10 @@ public final class MasqueradeTable {
             case .some:
                 // Left by an earlier holder of the address whose DEL never came: its comment
                 // would name the wrong pod to GC. A plain add keeps it, so delete it first.
-                requests.append(NFT.elements(NFT_MSG_DELSETELEM, name, set, [NFT.Element(key: address.bytes)],
+                requests.append(NFT.deleteElements(name, set, [NFT.Element(key: address.bytes)],
                                              what: Self.elementText("delete", name, set, [address], comment: nil)))
             }
-            requests.append(NFT.elements(NFT_MSG_NEWSETELEM, name, set, [NFT.Element(key: address.bytes, comment: comment)],
+            requests.append(NFT.addElements(name, set, [NFT.Element(key: address.bytes, comment: comment)],
                                          what: Self.elementText("add", name, set, [address], comment: comment)))
         }
         try socket.commit(requests)
@@ -163,8 +161,8 @@ public final class MasqueradeTable {
     /// Removes `addresses` from the masq sets. Idempotent: an address not in its set is fine, and
     /// false is returned when the table does not exist (nothing to remove).
     @discardableResult
-    public func remove(_ addresses: [IPAddress]) throws(KernelError) -> Bool {
-        // Asked first: a transaction the kernel refuses costs an RCU grace period (~10 ms) as
+    public func remove(_ addresses: [IPAddress]) throws(NetlinkError) -> Bool {
+        // Asked first: a transaction the kernel refuses costs an RCU grace period as
         // it is rolled back, and a network without ipMasq has no table.
         guard try tableExists(socket()) else { return false }
         var requests: [NFTRequest] = []
@@ -176,7 +174,7 @@ public final class MasqueradeTable {
     }
 
     /// The masq sets' elements; nil when the table does not exist.
-    public func members() throws(KernelError) -> [Member]? {
+    public func members() throws(NetlinkError) -> [Member]? {
         let socket = try self.socket()
         var result: [Member] = []
         for family in Self.families {
@@ -199,7 +197,7 @@ public final class MasqueradeTable {
     /// bounded size (a netlink message must fit the socket's send buffer). Returns false when
     /// the table does not exist.
     @discardableResult
-    public func update(removing: [IPAddress], adding: [Member]) throws(KernelError) -> Bool {
+    public func update(removing: [IPAddress], adding: [Member]) throws(NetlinkError) -> Bool {
         let chunk = 256
         var removals = removing[...], additions = adding[...]
         repeat {
@@ -209,7 +207,7 @@ public final class MasqueradeTable {
                 if !keys.isEmpty { requests += removal(keys, family: family) }
                 for member in additions.prefix(chunk) where member.address.family == family {
                     let comment = member.owner.flatMap { $0.utf8.count <= Self.maximumCommentLength ? $0 : nil }
-                    requests.append(NFT.elements(NFT_MSG_NEWSETELEM, name, Self.masqSet(family),
+                    requests.append(NFT.addElements(name, Self.masqSet(family),
                                                  [NFT.Element(key: member.address.bytes, comment: comment)],
                                                  what: Self.elementText("add", name, Self.masqSet(family), [member.address], comment: comment)))
                 }
@@ -226,13 +224,13 @@ public final class MasqueradeTable {
     func removal(_ keys: [IPAddress], family: IPFamily) -> [NFTRequest] {
         let set = Self.masqSet(family)
         let elements = keys.map { NFT.Element(key: $0.bytes) }
-        return [NFT.elements(NFT_MSG_NEWSETELEM, name, set, elements, what: Self.elementText("add", name, set, keys, comment: nil)),
-                NFT.elements(NFT_MSG_DELSETELEM, name, set, elements, what: Self.elementText("delete", name, set, keys, comment: nil))]
+        return [NFT.addElements(name, set, elements, what: Self.elementText("add", name, set, keys, comment: nil)),
+                NFT.deleteElements(name, set, elements, what: Self.elementText("delete", name, set, keys, comment: nil))]
     }
 
     /// Commits; a missing table (or set) makes it false. Adding an element never fails with
     /// ENOENT otherwise, so ENOENT can only mean the table or set is not there.
-    func commitUnlessTableMissing(_ requests: [NFTRequest]) throws(KernelError) -> Bool {
+    func commitUnlessTableMissing(_ requests: [NFTRequest]) throws(NetlinkError) -> Bool {
         guard !requests.isEmpty else { return true }
         do {
             try socket().commit(requests)
@@ -242,7 +240,7 @@ public final class MasqueradeTable {
         }
     }
 
-    func tableExists(_ socket: NFTSocket) throws(KernelError) -> Bool {
+    func tableExists(_ socket: NFTSocket) throws(NetlinkError) -> Bool {
         do {
             _ = try socket.query(NFT.getTable(name))
             return true
@@ -255,15 +253,13 @@ public final class MasqueradeTable {
 
     /// What is missing for `addresses` of `owner` to be masqueraded, each named; empty when
     /// nothing is.
-    public func problems(for addresses: [IPAddress], owner: String) throws(KernelError) -> [String] {
+    public func problems(for addresses: [IPAddress], owner: String) throws(NetlinkError) -> [String] {
         let socket = try self.socket()
         guard try tableExists(socket) else { return ["nftables table inet \(name) is missing"] }
         var problems: [String] = []
         do {
             let chain = try socket.query(NFT.getChain(name, Self.chain))
-            let expected = NFT.hookAttributes(hook: UInt32(NF_INET_POST_ROUTING.rawValue), priority: CNFTables_PRIORITY_SRCNAT)
-            let fields = chain.first?.attributes ?? []
-            if !expected.isSatisfied(by: fields) || fields[NFT.attr(NFTA_CHAIN_TYPE)]?.string != "nat" {
+            if !NFT.chain(chain.first, isBase: "nat", hook: .postrouting, priority: NFT.srcnatPriority) {
                 problems.append("chain \(Self.chain) of table inet \(name) is not a nat chain on hook postrouting at priority srcnat")
             }
             let rules = try socket.query(NFT.dumpRules(name, Self.chain))
@@ -296,19 +292,19 @@ public final class MasqueradeTable {
 
     /// The expressions nft compiles `ruleText(family)` to in an inet table (the nfproto check is
     /// the dependency nft adds for `ip`/`ip6` matches).
-    static func ruleExpressions(_ family: IPFamily) -> [NetlinkAttribute] {
+    static func ruleExpressions(_ family: IPFamily) -> [NFTExpression] {
         switch family {
         case .v4:
-            [NFT.metaNFProto(), NFT.compare(NFT_CMP_EQ, [UInt8(NFPROTO_IPV4)]),
+            NFT.matchFamily(.v4) + [
              NFT.networkHeader(offset: 12, length: 4), NFT.lookup("masq4", inverted: false),
              NFT.networkHeader(offset: 16, length: 4), NFT.lookup("exempt4", inverted: true),
-             NFT.networkHeader(offset: 16, length: 4), NFT.bitwise(mask: [0xf0, 0, 0, 0]), NFT.compare(NFT_CMP_NEQ, [0xe0, 0, 0, 0]),
+             NFT.networkHeader(offset: 16, length: 4), NFT.bitwise(mask: [0xf0, 0, 0, 0]), NFT.compare(equal: false, [0xe0, 0, 0, 0]),
              NFT.masquerade()]
         case .v6:
-            [NFT.metaNFProto(), NFT.compare(NFT_CMP_EQ, [UInt8(NFPROTO_IPV6)]),
+            NFT.matchFamily(.v6) + [
              NFT.networkHeader(offset: 8, length: 16), NFT.lookup("masq6", inverted: false),
              NFT.networkHeader(offset: 24, length: 16), NFT.lookup("exempt6", inverted: true),
-             NFT.networkHeader(offset: 24, length: 1), NFT.compare(NFT_CMP_NEQ, [0xff]),
+             NFT.networkHeader(offset: 24, length: 1), NFT.compare(equal: false, [0xff]),
              NFT.masquerade()]
         }
     }

@@ -1,8 +1,11 @@
 import CNIProtocol
+import LinuxSystem
 import NetAddress
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// The `ipam` section of a podwire-ipam network, read with host-local's keys and defaults.
@@ -266,9 +269,13 @@ public struct IPAMConfig: Sendable {
     static func readResolvConf(_ path: String) throws(CNIError) -> CNIDNS {
         let bytes: [UInt8]
         do {
-            bytes = try FileIO.readFile(atPath: path, limit: 1 << 20)
+            // A file the administrator names, outside the store: a symlink is followed, as any
+            // program reading resolv.conf would.
+            let fd = try valueOrErrno("open") { open(path, O_RDONLY | O_CLOEXEC) }
+            defer { close(fd) }
+            bytes = try FileDescriptorIO.readAll(fd, limit: 1 << 20, operation: "read")
         } catch {
-            throw CNIError(.invalidNetworkConfig, "cannot read ipam.resolvConf \(path): \(error.text)",
+            throw CNIError(.invalidNetworkConfig, "cannot read ipam.resolvConf \(path): \(error.reason)",
                            details: "\(error.operation) failed with errno \(error.code)")
         }
         return parseResolvConf(String(decoding: bytes, as: UTF8.self))

@@ -1,12 +1,12 @@
-import CLinuxShim
 import CNIProtocol
 import NetAddress
 import Netfilter
 import Netlink
+import PodWiring
 
-/// CHECK: compares the live state on both sides with the prevResult and names everything that
-/// is missing, including the node side (host veth, gateway address, host route), which the
-/// reference plugin does not look at.
+/// CHECK: compares the live state on both sides with the `WiringPlan` for the prevResult's
+/// addresses and routes, and names everything that is missing, including the node side (host
+/// veth, gateway address, host route), which the reference plugin does not look at.
 struct CheckCommand {
     let environment: CNIEnvironment
     let config: NetworkConfig
@@ -27,85 +27,91 @@ struct CheckCommand {
         let ipam = try IPAMBackend(config: config, environment: environment)
         try ipam.check(containerID: environment.containerID, ifname: environment.ifname, expected: addresses.map(\.address.address))
 
+        // The MAC is compared with the prevResult's own text; CHECK never sets one.
+        let pair = VethPair(network: config.name, containerID: environment.containerID, ifname: environment.ifname,
+                            netns: environment.netns, podMAC: [], mtu: podInterface.mtu ?? 0)
+        let plan = WiringPlan(pair: pair, checking: addresses.map { WiringPlan.PodAddress(address: $0.address, gateway: $0.gateway) },
+                              routes: result.routes, config: config)
         var problems: [String] = []
-        try checkPodSide(interface: podInterface, addresses: addresses, routes: result.routes, problems: &problems)
-        try checkHostSide(addresses: addresses, problems: &problems)
-        if config.ipMasq { try checkMasquerade(addresses: addresses, problems: &problems) }
+        try checkPodSide(plan, expectedMAC: podInterface.mac, problems: &problems)
+        try checkHostSide(plan, problems: &problems)
+        if let masquerade = plan.masquerade { try checkMasquerade(masquerade, problems: &problems) }
         if !problems.isEmpty {
             throw CNIError(.checkFailed, "attachment \(environment.containerID)/\(environment.ifname) differs from its result: "
                            + problems.joined(separator: "; "))
         }
     }
 
-    func checkPodSide(interface: CNIInterface, addresses: [CNIIPConfig], routes: [CNIRoute], problems: inout [String]) throws(CNIError) {
-        let namespace = try openPodNamespace(environment.netns)
-        let socket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in try RouteSocket(in: namespace) }
-        let ifname = environment.ifname
-        guard let link = try kernel("look up \(ifname)", { () throws(KernelError) in try socket.link(named: ifname) }) else {
-            problems.append("pod interface \(ifname) is missing from \(environment.netns)")
+    func checkPodSide(_ plan: WiringPlan, expectedMAC: String?, problems: inout [String]) throws(CNIError) {
+        let netns = plan.pair.netns, ifname = plan.pair.podName
+        let namespace = try openPodNamespace(netns)
+        let socket = try kernel("open a netlink socket in \(netns)") { () throws(NetlinkError) in try RouteSocket(in: namespace) }
+        guard let link = try kernel("look up \(ifname)", { () throws(NetlinkError) in try socket.link(named: ifname) }) else {
+            problems.append("pod interface \(ifname) is missing from \(netns)")
             return
         }
         if link.kind != "veth" { problems.append("pod interface \(ifname) is a \(link.kind.isEmpty ? "device" : link.kind), not a veth") }
-        if let mac = interface.mac, mac.lowercased() != link.mac { problems.append("pod interface \(ifname) has MAC \(link.mac), expected \(mac)") }
+        if let mac = expectedMAC, mac.lowercased() != link.mac { problems.append("pod interface \(ifname) has MAC \(link.mac), expected \(mac)") }
         if !link.isUp { problems.append("pod interface \(ifname) is down") }
 
-        let present = try kernel("list addresses in \(environment.netns)") { () throws(KernelError) in try socket.addresses(linkIndex: link.index) }
-        var podRoutes: [RouteSpec] = []
-        for family in Set(addresses.map(\.address.family)) {
-            podRoutes += try kernel("list routes in \(environment.netns)") { () throws(KernelError) in try socket.routes(family: family) }
+        let present = try kernel("list addresses in \(netns)") { () throws(NetlinkError) in try socket.addresses(linkIndex: link.index) }
+        var live: [RouteSpec] = []
+        for family in Set(plan.addresses.map(\.address.family)) {
+            live += try kernel("list routes in \(netns)") { () throws(NetlinkError) in try socket.routes(family: family) }
         }
-        for ip in addresses {
-            if !present.contains(where: { $0.address == ip.address }) {
-                problems.append("pod address \(ip.address) is missing from \(ifname)")
+        for entry in plan.addresses {
+            if !present.contains(where: { $0.address == entry.address }) {
+                problems.append("pod address \(entry.address) is missing from \(ifname)")
             }
-            guard let gateway = ip.gateway else { continue }
-            if !podRoutes.contains(where: { $0.destination == .host(gateway) && $0.linkIndex == link.index && $0.gateway == nil }) {
-                problems.append("pod route \(gateway) dev \(ifname) scope link is missing")
+            if let route = plan.podRoute(.gateway, for: entry),
+               !live.contains(where: { $0.destination == route.destination && $0.linkIndex == link.index && $0.gateway == nil }) {
+                problems.append("pod route \(route.destination.address) dev \(ifname) scope link is missing")
             }
-            if !podRoutes.contains(where: { $0.destination == ip.address.masked && $0.gateway == gateway }) {
-                problems.append("pod route \(ip.address.masked) via \(gateway) is missing")
+            if let route = plan.podRoute(.subnet, for: entry),
+               !live.contains(where: { $0.destination == route.destination && $0.gateway == route.gateway }) {
+                problems.append("pod route \(route.destination) via \(route.gateway.map(\.description) ?? "") is missing")
             }
         }
-        for route in routes {
-            let gateway = route.gw ?? addresses.first(where: { $0.address.family == route.dst.family })?.gateway
-            let table = route.table.map { UInt32(clamping: $0) } ?? 254
-            if !podRoutes.contains(where: {
-                $0.destination == route.dst.masked && $0.gateway == gateway && $0.linkIndex == link.index && ($0.table ?? 254) == table
+        for route in plan.podRoutes where route.role == .ipam {
+            let table = route.table ?? 254
+            if !live.contains(where: {
+                $0.destination == route.destination.masked && $0.gateway == route.gateway && $0.linkIndex == link.index && ($0.table ?? 254) == table
             }) {
-                problems.append("pod route \(route.dst)\(gateway.map { " via \($0)" } ?? "") is missing")
+                problems.append("pod route \(route.destination)\(route.gateway.map { " via \($0)" } ?? "") is missing")
             }
         }
     }
 
     /// With ipMasq: the network's table, its chain and two rules, and each pod address in its set.
-    func checkMasquerade(addresses: [CNIIPConfig], problems: inout [String]) throws(CNIError) {
+    func checkMasquerade(_ plan: MasqueradePlan, problems: inout [String]) throws(CNIError) {
         let table = MasqueradeTable(network: config.name)
-        let podAddresses = addresses.map(\.address.address)
-        problems += try kernel("inspect nftables table inet \(table.name)") { () throws(KernelError) in
-            try table.problems(for: podAddresses, owner: Masquerade.owner(containerID: environment.containerID, ifname: environment.ifname))
+        problems += try kernel("inspect nftables table inet \(table.name)") { () throws(NetlinkError) in
+            try table.problems(for: plan.addresses, owner: plan.owner)
         }
     }
 
-    func checkHostSide(addresses: [CNIIPConfig], problems: inout [String]) throws(CNIError) {
-        let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
-        let socket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
-        guard let link = try kernel("look up \(hostName)", { () throws(KernelError) in try socket.link(named: hostName) }) else {
+    func checkHostSide(_ plan: WiringPlan, problems: inout [String]) throws(CNIError) {
+        let hostName = plan.pair.hostName
+        let socket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
+        guard let link = try kernel("look up \(hostName)", { () throws(NetlinkError) in try socket.link(named: hostName) }) else {
             problems.append("host interface \(hostName) is missing")
             return
         }
         if !link.isUp { problems.append("host interface \(hostName) is down") }
-        let present = try kernel("list addresses of \(hostName)") { () throws(KernelError) in try socket.addresses(linkIndex: link.index) }
+        let present = try kernel("list addresses of \(hostName)") { () throws(NetlinkError) in try socket.addresses(linkIndex: link.index) }
         // One dump per family, not per address: the node's table holds a route per pod.
-        var hostRoutes: [RouteSpec] = []
-        for family in Set(addresses.map(\.address.family)) {
-            hostRoutes += try kernel("list routes") { () throws(KernelError) in try socket.routes(family: family) }
+        var live: [RouteSpec] = []
+        for family in Set(plan.addresses.map(\.address.family)) {
+            live += try kernel("list routes") { () throws(NetlinkError) in try socket.routes(family: family) }
         }
-        for ip in addresses {
-            if let gateway = ip.gateway, !present.contains(where: { $0.address == .host(gateway) }) {
+        for entry in plan.addresses {
+            if let gateway = entry.gateway, plan.hostAddresses.contains(.host(gateway)),
+               !present.contains(where: { $0.address == .host(gateway) }) {
                 problems.append("gateway address \(IPNetwork.host(gateway)) is missing from \(hostName)")
             }
-            if !hostRoutes.contains(where: { $0.destination == .host(ip.address.address) && $0.linkIndex == link.index }) {
-                problems.append("host route \(ip.address.address) dev \(hostName) is missing")
+            if let route = plan.hostRoutes.first(where: { $0.destination == .host(entry.address.address) }),
+               !live.contains(where: { $0.destination == route.destination && $0.linkIndex == link.index }) {
+                problems.append("host route \(entry.address.address) dev \(hostName) is missing")
             }
         }
     }

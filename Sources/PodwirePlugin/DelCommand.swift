@@ -1,7 +1,9 @@
 import CNIProtocol
+import LinuxSystem
 import NetAddress
 import Netfilter
 import Netlink
+import PodWiring
 
 /// DEL: best effort and idempotent. The host veth is found by its derived name, so the pod's
 /// namespace is not needed (runtimes send an empty or stale CNI_NETNS); deleting it removes the
@@ -9,7 +11,7 @@ import Netlink
 /// the interface is gone, so it cannot be handed to a new pod while still wired to the old one.
 ///
 /// The kernel removes a veth at once but answers the request only after RCU grace periods (most
-/// of DEL's ~15 ms), so the bookkeeping runs in that wait: the deletion is sent from a thread of
+/// of DEL's time), so the bookkeeping runs in that wait: the deletion is sent from a thread of
 /// its own (`LinkDeletion`), the addresses leave the network's masquerade sets meanwhile, and
 /// IPAM releases them as soon as the kernel announces the veth gone.
 ///
@@ -25,15 +27,12 @@ struct DelCommand {
         let ipam = try IPAMBackend(config: config, environment: environment)
         let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
         let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
-        let hostSocket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
-        let existing = try kernel("look up \(hostName)") { () throws(KernelError) in try hostSocket.link(named: hostName) }
+        let hostSocket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
+        let existing = try kernel("look up \(hostName)") { () throws(NetlinkError) in try hostSocket.link(named: hostName) }
         // A signed veth without alias is an ADD killed between creating the pair and labelling it.
-        let ours = existing.flatMap { link in
-            link.kind == "veth" && (link.alias == alias || (link.alias.isEmpty && HostVeth.isSigned(name: link.name, mac: link.mac)))
-                ? link : nil
-        }
+        let ours = existing.flatMap { link in link.owner(network: config.name)?.belongs(to: alias) == true ? link : nil }
         let deletion = try ours.map { link throws(CNIError) in
-            try kernel("delete \(hostName)") { () throws(KernelError) in try hostSocket.startDeletingLink(link) }
+            try kernel("delete \(hostName)") { () throws(NetlinkError) in try hostSocket.startDeletingLink(link) }
         }
 
         // A failure here must not keep the veth: it is reported after, before IPAM would release
@@ -53,7 +52,7 @@ struct DelCommand {
                 try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
                 released = true
             }
-            try kernel("delete \(hostName)") { () throws(KernelError) in _ = try deletion.finish() }
+            try kernel("delete \(hostName)") { () throws(NetlinkError) in _ = try deletion.finish() }
         } else if !environment.netns.isEmpty {
             try deletePodEnd()
         }
@@ -77,13 +76,13 @@ struct DelCommand {
         case .builtIn(let own):
             addresses = try own.addresses(containerID: environment.containerID, ifname: environment.ifname)
         case .delegated:
-            guard let members = try kernel(doing, { () throws(KernelError) in try table.members() }) else { return table }
-            let owner = Masquerade.owner(containerID: environment.containerID, ifname: environment.ifname)
+            guard let members = try kernel(doing, { () throws(NetlinkError) in try table.members() }) else { return table }
+            let owner = VethPair.owner(containerID: environment.containerID, ifname: environment.ifname)
             let previous = Set(previousAddresses())
             addresses = members.filter { $0.owner == owner || ($0.owner == nil && previous.contains($0.address)) }.map(\.address)
         }
         guard !addresses.isEmpty else { return table }
-        _ = try kernel(doing) { () throws(KernelError) in try table.remove(addresses) }
+        _ = try kernel(doing) { () throws(NetlinkError) in try table.remove(addresses) }
         return table
     }
 
@@ -104,12 +103,12 @@ struct DelCommand {
             return // gone or not a namespace any more: nothing of the pod's is left to remove
         }
         let ifname = environment.ifname
-        let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(KernelError) in
+        let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(NetlinkError) in
             try RouteSocket(in: namespace)
         }
-        guard let link = try kernel("look up \(ifname) in \(environment.netns)", { () throws(KernelError) in try podSocket.link(named: ifname) }),
+        guard let link = try kernel("look up \(ifname) in \(environment.netns)", { () throws(NetlinkError) in try podSocket.link(named: ifname) }),
               link.kind == "veth"
         else { return }
-        try kernel("delete \(ifname) in \(environment.netns)") { () throws(KernelError) in _ = try podSocket.deleteLink(named: ifname) }
+        try kernel("delete \(ifname) in \(environment.netns)") { () throws(NetlinkError) in _ = try podSocket.deleteLink(named: ifname) }
     }
 }

@@ -1,5 +1,6 @@
 import CLinuxShim
 import CNIProtocol
+import LinuxSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -54,11 +55,11 @@ struct DelegatedPlugin {
         while true {
             do {
                 return try spawn(environment: environment, stdin: stdin)
-            } catch let error as SpawnError where error.code == ETXTBSY && attempt < 5 {
+            } catch let error as SystemError where error.code == ETXTBSY && attempt < 5 {
                 attempt += 1
                 usleep(200_000)
-            } catch let error as SpawnError {
-                throw CNIError(.delegateFailed, "cannot run plugin \(executable)", details: String(cString: strerror(error.code)))
+            } catch let error as SystemError {
+                throw CNIError(.delegateFailed, "cannot run plugin \(executable)", details: error.reason)
             } catch let error as CNIError {
                 throw error
             } catch {
@@ -67,16 +68,15 @@ struct DelegatedPlugin {
         }
     }
 
-    private struct SpawnError: Error { var code: Int32 }
-
     private func spawn(environment: [String], stdin: [UInt8]) throws -> [UInt8] {
         var inputPipe: [Int32] = [-1, -1]
         var outputPipe: [Int32] = [-1, -1]
-        guard CLinuxShim_pipe2(&inputPipe, O_CLOEXEC) == 0 else { throw SpawnError(code: errno) }
-        guard CLinuxShim_pipe2(&outputPipe, O_CLOEXEC) == 0 else {
-            let code = errno
+        try valueOrErrno("pipe2") { CLinuxShim_pipe2(&inputPipe, O_CLOEXEC) }
+        do {
+            try valueOrErrno("pipe2") { CLinuxShim_pipe2(&outputPipe, O_CLOEXEC) }
+        } catch {
             close(inputPipe[0]); close(inputPipe[1])
-            throw SpawnError(code: code)
+            throw error
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -97,32 +97,19 @@ struct DelegatedPlugin {
         if rc != 0 {
             close(inputPipe[1])
             close(outputPipe[0])
-            throw SpawnError(code: rc)
+            throw SystemError("posix_spawn \(executable)", errno: rc)
         }
         // A config is far smaller than a pipe buffer, and plugins read stdin before writing,
         // so writing it all before reading cannot deadlock.
-        var written = 0
-        stdin.withUnsafeBytes { buffer in
-            while written < buffer.count {
-                let n = write(inputPipe[1], buffer.baseAddress! + written, buffer.count - written)
-                if n < 0 { if errno == EINTR { continue }; break }
-                written += n
-            }
-        }
+        // A plugin that exits without reading its config is judged by its exit status below.
+        try? FileDescriptorIO.writeAll(inputPipe[1], stdin, operation: "write the config to \(type)")
         close(inputPipe[1])
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(outputPipe[0], $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; break }
-            if n == 0 { break }
-            output += chunk[0..<n]
-        }
+        // A read error leaves no answer to decode: the exit status then says what happened.
+        let output = (try? FileDescriptorIO.readAll(outputPipe[0], operation: "read the answer of \(type)")) ?? []
         close(outputPipe[0])
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exitedCleanly = (status & 0x7f) == 0 && ((status >> 8) & 0xff) == 0
-        if exitedCleanly { return output }
+        _ = retryingInterrupts { waitpid(pid, &status, 0) }
+        if CLinuxShim_WIFEXITED(status) != 0 && CLinuxShim_WEXITSTATUS(status) == 0 { return output }
         throw delegateError(output: output, status: status)
     }
 
@@ -132,8 +119,8 @@ struct DelegatedPlugin {
             return CNIError(CNIErrorCode(rawValue: code), "\(type): \(document["msg"]?.stringValue ?? "failed")",
                             details: document["details"]?.stringValue)
         }
-        let signal = status & 0x7f
-        let how = signal != 0 ? "killed by signal \(signal)" : "exited with status \((status >> 8) & 0xff)"
+        let how = CLinuxShim_WIFSIGNALED(status) != 0 ? "killed by signal \(CLinuxShim_WTERMSIG(status))"
+            : "exited with status \(CLinuxShim_WEXITSTATUS(status))"
         return CNIError(.delegateFailed, "\(type) \(how)", details: output.isEmpty ? nil : String(decoding: output.prefix(512), as: UTF8.self))
     }
 }

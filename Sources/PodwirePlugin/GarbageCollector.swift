@@ -2,6 +2,7 @@ import CNIProtocol
 import NetAddress
 import Netfilter
 import Netlink
+import PodWiring
 
 /// GC: removes everything of this network whose attachment the runtime no longer lists: host
 /// veths (and with them their pod ends and host routes), then IPAM reservations, then masquerade
@@ -11,22 +12,14 @@ struct GarbageCollector {
     let ipam: IPAMBackend
 
     func run() throws(CNIError) {
-        let valid = try Self.validAttachments(in: config)
+        let valid = try config.requireValidAttachments()
         var failures: [String] = []
 
-        let socket = try kernel("open a netlink socket") { () throws(KernelError) in try RouteSocket() }
-        let links = try kernel("list links") { () throws(KernelError) in try socket.links() }
+        let socket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
+        let links = try kernel("list links") { () throws(NetlinkError) in try socket.links() }
         // Whole aliases are compared, as ADD wrote them: a very long container ID's is cut short.
         let validAliases = Set(valid.map { HostVeth.alias(network: config.name, containerID: $0.containerID, ifname: $0.ifname) })
-        for link in links where link.kind == "veth" {
-            let stale: Bool
-            if link.alias.hasPrefix(HostVeth.aliasPrefix(network: config.name)) {
-                stale = !validAliases.contains(link.alias)
-            } else {
-                // Signed but unlabelled: an ADD that died before it finished, which no runtime lists.
-                stale = link.alias.isEmpty && HostVeth.isSigned(name: link.name, mac: link.mac)
-            }
-            guard stale else { continue }
+        for link in links where link.owner(network: config.name)?.isStale(keeping: validAliases) == true {
             do {
                 try socket.deleteLink(named: link.name)
             } catch {
@@ -61,10 +54,10 @@ struct GarbageCollector {
     /// pods ADDed while it was on keep their masquerade until their DEL. With a delegated IPAM
     /// there is no store to read, so the elements' comments decide: those naming an attachment
     /// not listed go. The spec runs GC with no ADD or DEL in flight.
-    func collectMasquerade(valid: [(containerID: String, ifname: String)]) throws(CNIError) {
+    func collectMasquerade(valid: [NetworkConfig.Attachment]) throws(CNIError) {
         let table = MasqueradeTable(network: config.name)
         let doing = "collect the masquerade of network \(config.name) (nftables table inet \(table.name))"
-        guard let members = try kernel(doing, { () throws(KernelError) in try table.members() }) else { return }
+        guard let members = try kernel(doing, { () throws(NetlinkError) in try table.members() }) else { return }
         let present = Set(members.map(\.address))
         var removing: [IPAddress] = []
         var adding: [MasqueradeTable.Member] = []
@@ -77,30 +70,10 @@ struct GarbageCollector {
                 adding = allocations.filter { !present.contains($0.address) }.map { MasqueradeTable.Member(address: $0.address, owner: $0.owner) }
             }
         case .delegated:
-            let owners = Set(valid.map { Masquerade.owner(containerID: $0.containerID, ifname: $0.ifname) })
+            let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
             removing = members.filter { member in member.owner.map { $0.contains("/") && !owners.contains($0) } ?? false }.map(\.address)
         }
         guard !removing.isEmpty || !adding.isEmpty else { return }
-        _ = try kernel(doing) { () throws(KernelError) in try table.update(removing: removing, adding: adding) }
-    }
-
-    /// `cni.dev/valid-attachments`, or the 1.1.0 tag's `cni.dev/attachments`. Without either, GC
-    /// refuses to run: treating a missing list as empty would delete every pod's network.
-    static func validAttachments(in config: NetworkConfig) throws(CNIError) -> [(containerID: String, ifname: String)] {
-        guard let value = config.json["cni.dev/valid-attachments"] ?? config.json["cni.dev/attachments"] else {
-            throw CNIError(.invalidNetworkConfig, "GC needs \"cni.dev/valid-attachments\" in the config",
-                           details: "an empty list removes every attachment of the network; a missing one removes nothing")
-        }
-        guard case .array(let entries) = value else {
-            throw CNIError(.invalidNetworkConfig, "\"cni.dev/valid-attachments\" must be a list of {containerID, ifname}")
-        }
-        var result: [(containerID: String, ifname: String)] = []
-        for entry in entries {
-            guard let containerID = entry["containerID"]?.stringValue, let ifname = entry["ifname"]?.stringValue else {
-                throw CNIError(.invalidNetworkConfig, "every valid attachment needs \"containerID\" and \"ifname\" strings")
-            }
-            result.append((containerID, ifname))
-        }
-        return result
+        _ = try kernel(doing) { () throws(NetlinkError) in try table.update(removing: removing, adding: adding) }
     }
 }

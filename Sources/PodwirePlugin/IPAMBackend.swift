@@ -23,6 +23,12 @@ enum IPAMBackend {
         }
     }
 
+    /// The subnets of podwire-ipam's ranges (exempt from the masquerade); a delegated IPAM's are unknown.
+    var rangeSubnets: [IPNetwork] {
+        guard case .builtIn(let own) = self else { return [] }
+        return own.config.rangeSets.flatMap { $0.map(\.subnet) }
+    }
+
     func add(containerID: String, ifname: String) throws(CNIError) -> CNIResult {
         switch self {
         case .builtIn(let ipam):
@@ -60,10 +66,10 @@ enum IPAMBackend {
         }
     }
 
-    func gc(validAttachments: [(containerID: String, ifname: String)]) throws(CNIError) {
+    func gc(validAttachments: [NetworkConfig.Attachment]) throws(CNIError) {
         switch self {
         case .builtIn(let ipam):
-            try ipam.gc(validAttachments: validAttachments)
+            try ipam.gc(validAttachments: validAttachments.map { ($0.containerID, $0.ifname) })
         case .delegated(let plugin, let config):
             _ = try plugin.run(.gc, stdin: config.raw)
         }

@@ -1,3 +1,4 @@
-import PodwirePlugin
+import CNIPlugin
+import IPAMPlugin
 
 PluginProcess.main(name: "podwire-ipam", handler: PodwireIPAMPlugin.run)

@@ -1,3 +1,4 @@
+import CNIPlugin
 import PodwirePlugin
 
 PluginProcess.main(name: "podwire", handler: Podwire.run)

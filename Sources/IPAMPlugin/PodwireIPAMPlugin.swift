@@ -1,3 +1,4 @@
+import CNIPlugin
 import CNIProtocol
 import PodIPAM
 
@@ -6,7 +7,7 @@ import PodIPAM
 /// routes and DNS, no interfaces.
 public enum PodwireIPAMPlugin {
     public static func run(variable: (String) -> String?, stdin: [UInt8]) -> PluginOutcome {
-        Podwire.respond(variable: variable, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
+        PluginFrame.respond(variable: variable, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
             let ipam = PodIPAM(config: try IPAMConfig.parse(config, environment: environment), network: config.name)
             switch environment.command {
             case .add:
@@ -14,7 +15,7 @@ public enum PodwireIPAMPlugin {
             case .del:
                 try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
             case .check:
-                try Podwire.requireCheckable(config)
+                try PluginFrame.requireCheckable(config)
                 // Without it every reservation would be reported as "not in the result", which
                 // blames the store for what is a malformed request.
                 guard let previous = config.prevResult, previous != .null else {
@@ -24,11 +25,11 @@ public enum PodwireIPAMPlugin {
                 let expected = try CNIResult.decode(previous, defaultVersion: config.cniVersion).ips.map(\.address.address)
                 try ipam.check(containerID: environment.containerID, ifname: environment.ifname, expected: expected)
             case .status:
-                try Podwire.requireStatusAndGC(config, environment.command)
+                try PluginFrame.requireStatusAndGC(config, environment.command)
                 try ipam.status()
             case .gc:
-                try Podwire.requireStatusAndGC(config, environment.command)
-                try ipam.gc(validAttachments: try GarbageCollector.validAttachments(in: config))
+                try PluginFrame.requireStatusAndGC(config, environment.command)
+                try ipam.gc(validAttachments: try config.requireValidAttachments().map { ($0.containerID, $0.ifname) })
             case .version:
                 break
             }

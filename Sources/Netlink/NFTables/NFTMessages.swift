@@ -1,24 +1,44 @@
 internal import CNFTables
 import NetAddress
 
-// The nf_tables messages podwire sends, each built as libnftnl builds the same `nft` command
-// (checked against `nft --debug=netlink` and `nft --debug=mnl`), so `nft list` prints them back
-// exactly as their `nft` syntax.
+// The nf_tables verbs: each builds the request the `nft` command it is named after sends, as
+// libnftnl builds it (checked against `nft --debug=netlink` and `nft --debug=mnl`), so `nft list`
+// prints the result back as that syntax. Modules above (Netfilter) compose tables from these
+// verbs and never see a netlink attribute.
 
-enum NFT {
+package enum NFT {
     typealias Attribute = NetlinkAttribute
+
+    /// The kernel's limit on a table, chain or set name (NFT_NAME_MAXLEN, NUL included).
+    package static let maximumNameLength = Int(NFT_NAME_MAXLEN) - 1
+
+    /// A base chain's hook in an inet table.
+    package enum Hook: Sendable {
+        case prerouting, output, postrouting
+
+        var number: UInt32 {
+            switch self {
+            case .prerouting: UInt32(NF_INET_PRE_ROUTING.rawValue)
+            case .output: UInt32(NF_INET_LOCAL_OUT.rawValue)
+            case .postrouting: UInt32(NF_INET_POST_ROUTING.rawValue)
+            }
+        }
+    }
+
+    /// NF_IP_PRI_NAT_SRC (linux/netfilter_ipv4.h), the priority nft calls "srcnat".
+    package static let srcnatPriority = CNFTables_PRIORITY_SRCNAT
 
     static func attr<T: RawRepresentable>(_ value: T) -> UInt16 where T.RawValue == UInt32 { UInt16(value.rawValue) }
 
     // MARK: Tables, chains, sets
 
-    static func newTable(_ table: String) -> NFTRequest {
+    package static func newTable(_ table: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_NEWTABLE.rawValue, flags: Int32(NLM_F_CREATE),
                    attributes: [.string(attr(NFTA_TABLE_NAME), table), .u32(attr(NFTA_TABLE_FLAGS), 0)],
                    what: "nft add table inet \(table)")
     }
 
-    static func getTable(_ table: String) -> NFTRequest {
+    package static func getTable(_ table: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETTABLE.rawValue, attributes: [.string(attr(NFTA_TABLE_NAME), table)],
                    what: "nft list table inet \(table)")
     }
@@ -29,24 +49,31 @@ enum NFT {
                                       .u32(attr(NFTA_HOOK_PRIORITY), UInt32(bitPattern: priority))])
     }
 
-    static func newChain(_ table: String, _ chain: String, type: String, hook: UInt32, priority: Int32,
-                         description: String) -> NFTRequest {
+    package static func newChain(_ table: String, _ chain: String, type: String, hook: Hook, priority: Int32,
+                                 description: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_NEWCHAIN.rawValue, flags: Int32(NLM_F_CREATE),
                    attributes: [.string(attr(NFTA_CHAIN_TABLE), table), .string(attr(NFTA_CHAIN_NAME), chain),
-                                .string(attr(NFTA_CHAIN_TYPE), type), hookAttributes(hook: hook, priority: priority)],
+                                .string(attr(NFTA_CHAIN_TYPE), type), hookAttributes(hook: hook.number, priority: priority)],
                    what: "nft add chain inet \(table) \(chain) { \(description); }")
     }
 
-    static func getChain(_ table: String, _ chain: String) -> NFTRequest {
+    package static func getChain(_ table: String, _ chain: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETCHAIN.rawValue,
                    attributes: [.string(attr(NFTA_CHAIN_TABLE), table), .string(attr(NFTA_CHAIN_NAME), chain)],
                    what: "nft list chain inet \(table) \(chain)")
     }
 
+    /// Whether a GETCHAIN reply is a base chain of `type` on `hook` at `priority`.
+    package static func chain(_ reply: NFTReply?, isBase type: String, hook: Hook, priority: Int32) -> Bool {
+        let fields = reply?.attributes ?? []
+        return hookAttributes(hook: hook.number, priority: priority).isSatisfied(by: fields)
+            && fields[attr(NFTA_CHAIN_TYPE)]?.string == type
+    }
+
     /// nft's datatype numbers for ipv4_addr and ipv6_addr.
     static func keyType(_ family: IPFamily) -> UInt32 { family == .v4 ? 7 : 8 }
 
-    static func newSet(_ table: String, _ set: String, family: IPFamily, interval: Bool, id: UInt32) -> NFTRequest {
+    package static func newSet(_ table: String, _ set: String, family: IPFamily, interval: Bool, id: UInt32) -> NFTRequest {
         let keyLength = UInt32(family.bitWidth / 8)
         return NFTRequest(
             message: NFT_MSG_NEWSET.rawValue, flags: Int32(NLM_F_CREATE),
@@ -63,19 +90,25 @@ enum NFT {
 
     // MARK: Set elements
 
-    struct Element {
-        var key: [UInt8]
-        var intervalEnd = false
-        var comment: String?
+    package struct Element: Sendable {
+        package var key: [UInt8]
+        package var intervalEnd = false
+        package var comment: String?
+
+        package init(key: [UInt8], intervalEnd: Bool = false, comment: String? = nil) {
+            self.key = key
+            self.intervalEnd = intervalEnd
+            self.comment = comment
+        }
     }
 
     /// nft keeps an element's comment in its userdata as a TLV (NFTNL_UDATA_SET_ELEM_COMMENT = 0).
-    static func commentUserdata(_ comment: String) -> [UInt8] {
+    package static func commentUserdata(_ comment: String) -> [UInt8] {
         let text = Array(comment.utf8) + [0]
         return [0, UInt8(text.count)] + text
     }
 
-    static func comment(inUserdata bytes: ArraySlice<UInt8>) -> String? {
+    package static func comment(inUserdata bytes: ArraySlice<UInt8>) -> String? {
         var offset = bytes.startIndex
         while offset + 2 <= bytes.endIndex {
             let type = bytes[offset], length = Int(bytes[offset + 1])
@@ -95,9 +128,24 @@ enum NFT {
         return .nest(UInt16(NFTA_LIST_ELEM.rawValue), attributes)
     }
 
+    /// `nft add element inet <table> <set> { ... }`.
+    package static func addElements(_ table: String, _ set: String, _ elements: [Element], what: String) -> NFTRequest {
+        setElements(NFT_MSG_NEWSETELEM, table, set, elements, what: what)
+    }
+
+    /// `nft delete element inet <table> <set> { ... }`: ENOENT for an element not in the set.
+    package static func deleteElements(_ table: String, _ set: String, _ elements: [Element], what: String) -> NFTRequest {
+        setElements(NFT_MSG_DELSETELEM, table, set, elements, what: what)
+    }
+
+    /// `nft flush set inet <table> <set>`.
+    package static func flushSet(_ table: String, _ set: String) -> NFTRequest {
+        setElements(NFT_MSG_DELSETELEM, table, set, nil, what: "nft flush set inet \(table) \(set)")
+    }
+
     /// NEWSETELEM, or DELSETELEM; DELSETELEM without elements flushes the set.
-    static func elements(_ message: nf_tables_msg_types, _ table: String, _ set: String, _ elements: [Element]?,
-                         what: String) -> NFTRequest {
+    static func setElements(_ message: nf_tables_msg_types, _ table: String, _ set: String, _ elements: [Element]?,
+                            what: String) -> NFTRequest {
         var attributes: [Attribute] = [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set)]
         if let elements {
             attributes.append(.nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), elements.map(elementAttribute)))
@@ -107,21 +155,21 @@ enum NFT {
     }
 
     /// One element, by key (ENOENT when it is not there).
-    static func getElement(_ table: String, _ set: String, key: [UInt8], what: String) -> NFTRequest {
+    package static func getElement(_ table: String, _ set: String, key: [UInt8], what: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETSETELEM.rawValue,
                    attributes: [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set),
                                 .nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), [elementAttribute(Element(key: key))])],
                    what: what)
     }
 
-    static func dumpElements(_ table: String, _ set: String) -> NFTRequest {
+    package static func dumpElements(_ table: String, _ set: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETSETELEM.rawValue, flags: Int32(NLM_F_DUMP),
                    attributes: [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set)],
                    what: "nft list set inet \(table) \(set)")
     }
 
     /// The elements in a GETSETELEM dump: key bytes, interval-end flag, comment.
-    static func parseElements(_ replies: [NFTReply]) -> [Element] {
+    package static func parseElements(_ replies: [NFTReply]) -> [Element] {
         var result: [Element] = []
         for reply in replies {
             guard let list = reply.attributes[attr(NFTA_SET_ELEM_LIST_ELEMENTS)] else { continue }
@@ -139,31 +187,31 @@ enum NFT {
 
     // MARK: Rules
 
-    static func flushChain(_ table: String, _ chain: String) -> NFTRequest {
+    package static func flushChain(_ table: String, _ chain: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_DELRULE.rawValue,
                    attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain)],
                    what: "nft flush chain inet \(table) \(chain)")
     }
 
-    static func newRule(_ table: String, _ chain: String, _ expressions: [Attribute], text: String) -> NFTRequest {
+    package static func newRule(_ table: String, _ chain: String, _ expressions: [NFTExpression], text: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_NEWRULE.rawValue, flags: Int32(NLM_F_CREATE | NLM_F_APPEND),
                    attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain),
-                                .nest(attr(NFTA_RULE_EXPRESSIONS), expressions)],
+                                .nest(attr(NFTA_RULE_EXPRESSIONS), expressions.map(\.attribute))],
                    what: "nft add rule inet \(table) \(chain) \(text)")
     }
 
-    static func dumpRules(_ table: String, _ chain: String) -> NFTRequest {
+    package static func dumpRules(_ table: String, _ chain: String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETRULE.rawValue, flags: Int32(NLM_F_DUMP),
                    attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain)],
                    what: "nft list chain inet \(table) \(chain)")
     }
 
     /// Whether a dumped rule is `expressions`, expression for expression.
-    static func rule(_ reply: NFTReply, matches expressions: [Attribute]) -> Bool {
+    package static func rule(_ reply: NFTReply, matches expressions: [NFTExpression]) -> Bool {
         guard let dumped = reply.attributes[attr(NFTA_RULE_EXPRESSIONS)]?.nested,
               dumped.count == expressions.count else { return false }
         return zip(expressions, dumped).allSatisfy { expected, got in
-            guard case .nested(let parts) = expected.payload else { return false }
+            guard case .nested(let parts) = expected.attribute.payload else { return false }
             let fields = got.nested
             return parts.allSatisfy { $0.isSatisfied(by: fields) }
         }
@@ -173,37 +221,48 @@ enum NFT {
 
     static let register1 = UInt32(NFT_REG_1.rawValue)
 
-    static func expression(_ name: String, _ data: [Attribute]) -> Attribute {
-        .nest(UInt16(NFTA_LIST_ELEM.rawValue), [.string(attr(NFTA_EXPR_NAME), name), .nest(attr(NFTA_EXPR_DATA), data)])
+    static func expression(_ name: String, _ data: [Attribute]) -> NFTExpression {
+        NFTExpression(attribute: .nest(UInt16(NFTA_LIST_ELEM.rawValue), [.string(attr(NFTA_EXPR_NAME), name), .nest(attr(NFTA_EXPR_DATA), data)]))
     }
 
-    static func metaNFProto() -> Attribute {
-        expression("meta", [.u32(attr(NFTA_META_DREG), register1), .u32(attr(NFTA_META_KEY), UInt32(NFT_META_NFPROTO.rawValue))])
+    /// `meta nfproto ipv4|ipv6`: the dependency nft adds before an `ip`/`ip6` match in an inet table.
+    package static func matchFamily(_ family: IPFamily) -> [NFTExpression] {
+        [expression("meta", [.u32(attr(NFTA_META_DREG), register1), .u32(attr(NFTA_META_KEY), UInt32(NFT_META_NFPROTO.rawValue))]),
+         compare(equal: true, [UInt8(family == .v4 ? NFPROTO_IPV4 : NFPROTO_IPV6)])]
     }
 
-    static func compare(_ op: nft_cmp_ops, _ value: [UInt8]) -> Attribute {
-        expression("cmp", [.u32(attr(NFTA_CMP_SREG), register1), .u32(attr(NFTA_CMP_OP), op.rawValue),
+    /// `== value` / `!= value` on register 1.
+    package static func compare(equal: Bool, _ value: [UInt8]) -> NFTExpression {
+        expression("cmp", [.u32(attr(NFTA_CMP_SREG), register1), .u32(attr(NFTA_CMP_OP), (equal ? NFT_CMP_EQ : NFT_CMP_NEQ).rawValue),
                            .nest(attr(NFTA_CMP_DATA), [.bytes(attr(NFTA_DATA_VALUE), value)])])
     }
 
-    static func networkHeader(offset: UInt32, length: UInt32) -> Attribute {
+    /// Loads `length` bytes of the network header at `offset` (`ip saddr` is 12, 4).
+    package static func networkHeader(offset: UInt32, length: UInt32) -> NFTExpression {
         expression("payload", [.u32(attr(NFTA_PAYLOAD_DREG), register1),
                                .u32(attr(NFTA_PAYLOAD_BASE), UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue)),
                                .u32(attr(NFTA_PAYLOAD_OFFSET), offset), .u32(attr(NFTA_PAYLOAD_LEN), length)])
     }
 
-    static func lookup(_ set: String, inverted: Bool) -> Attribute {
+    /// `@set` or, inverted, `!= @set`.
+    package static func lookup(_ set: String, inverted: Bool) -> NFTExpression {
         var data: [Attribute] = [.u32(attr(NFTA_LOOKUP_SREG), register1), .string(attr(NFTA_LOOKUP_SET), set)]
         if inverted { data.append(.u32(attr(NFTA_LOOKUP_FLAGS), UInt32(NFT_LOOKUP_F_INV.rawValue))) }
         return expression("lookup", data)
     }
 
-    static func bitwise(mask: [UInt8]) -> Attribute {
+    /// Register 1 masked with `mask` (a prefix match such as `224.0.0.0/4`).
+    package static func bitwise(mask: [UInt8]) -> NFTExpression {
         expression("bitwise", [.u32(attr(NFTA_BITWISE_SREG), register1), .u32(attr(NFTA_BITWISE_DREG), register1),
                                .u32(attr(NFTA_BITWISE_LEN), UInt32(mask.count)),
                                .nest(attr(NFTA_BITWISE_MASK), [.bytes(attr(NFTA_DATA_VALUE), mask)]),
                                .nest(attr(NFTA_BITWISE_XOR), [.bytes(attr(NFTA_DATA_VALUE), [UInt8](repeating: 0, count: mask.count))])])
     }
 
-    static func masquerade() -> Attribute { expression("masq", []) }
+    package static func masquerade() -> NFTExpression { expression("masq", []) }
+}
+
+/// One expression of a rule, as the verbs above build it; opaque above this module.
+package struct NFTExpression: Sendable {
+    let attribute: NetlinkAttribute
 }

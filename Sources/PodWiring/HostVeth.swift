@@ -1,5 +1,4 @@
 import NetAddress
-import Netlink
 
 /// The host end's identity, derived from the attachment: its name is "veth" + 8 hex digits, so DEL
 /// finds the interface from CNI_CONTAINERID and CNI_IFNAME alone, even when the pod's netns is gone.
@@ -65,4 +64,39 @@ public struct HostVeth: Sendable, Equatable {
     static let maxAliasLength = 254
 
     public static func aliasPrefix(network: String) -> String { "podwire \(network) " }
+}
+
+/// Whose a host-side link is, by the one rule ADD, DEL and GC all apply before they delete a
+/// host veth: a veth whose alias names an attachment of this network is that attachment's; a
+/// veth without alias whose MAC carries its name's signature is an ADD that died before
+/// labelling it (which no runtime lists). Anything else (another network's, a person's, not a
+/// veth) is nobody's podwire cares about, and is never deleted.
+public enum HostVethOwner: Sendable, Equatable {
+    /// The whole alias, as ADD wrote it: compared whole, never parsed (a long one is cut).
+    case attachment(alias: String)
+    case unlabelled
+
+    public static func of(kind: String, name: String, mac: String, alias: String, network: String) -> HostVethOwner? {
+        guard kind == "veth" else { return nil }
+        if alias.hasPrefix(HostVeth.aliasPrefix(network: network)) { return .attachment(alias: alias) }
+        if alias.isEmpty && HostVeth.isSigned(name: name, mac: mac) { return .unlabelled }
+        return nil
+    }
+
+    /// Whether a link of this owner may be deleted on behalf of the attachment whose alias is
+    /// `alias` (its ADD replacing a leftover, its DEL).
+    public func belongs(to alias: String) -> Bool {
+        switch self {
+        case .attachment(let owner): owner == alias
+        case .unlabelled: true
+        }
+    }
+
+    /// Whether GC removes a link of this owner, given the aliases of the attachments to keep.
+    public func isStale(keeping aliases: Set<String>) -> Bool {
+        switch self {
+        case .attachment(let owner): !aliases.contains(owner)
+        case .unlabelled: true
+        }
+    }
 }

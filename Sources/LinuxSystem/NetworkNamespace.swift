@@ -9,25 +9,25 @@ import Musl
 ///
 /// podwire never runs its own code inside a pod's namespace. A netlink socket stays bound to the
 /// namespace it was created in, so `RouteSocket(in:)` enters once, only to create its socket, on
-/// a short-lived C thread (`CLinuxShim_socket_in_netns_start`): `setns` changes only the calling
+/// a short-lived C thread (`CNetlinkSockets_socket_in_netns_start`): `setns` changes only the calling
 /// thread, and that thread is never the caller's and never runs Swift concurrency.
 public final class NetworkNamespace {
-    let fd: Int32
+    public let fd: Int32
     public let path: String
 
     /// Opens `path` and checks it is a namespace file (nsfs or procfs); a regular file or a
     /// directory there is refused, since setns on it would fail later with a less clear error.
-    public init(path: String) throws(KernelError) {
-        let fd = try systemCall("open network namespace \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+    public init(path: String) throws(SystemError) {
+        let fd = try valueOrErrno("open network namespace \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
         var type: Int = 0
         if CLinuxShim_fstatfs_type(fd, &type) != 0 {
             let code = errno
             close(fd)
-            throw KernelError("statfs \(path)", errno: code)
+            throw SystemError("statfs \(path)", errno: code)
         }
         guard type == CLinuxShim_NSFS_MAGIC || type == CLinuxShim_PROC_SUPER_MAGIC else {
             close(fd)
-            throw KernelError("\(path) is not a network namespace (filesystem magic 0x\(String(UInt(bitPattern: type), radix: 16)))", errno: EINVAL)
+            throw SystemError("\(path) is not a network namespace (filesystem magic 0x\(String(UInt(bitPattern: type), radix: 16)))", errno: EINVAL)
         }
         self.fd = fd
         self.path = path
@@ -41,8 +41,8 @@ public final class NetworkNamespace {
     deinit { close(fd) }
 
     /// The namespace of the calling thread.
-    public static func ofCurrentThread() throws(KernelError) -> NetworkNamespace {
-        let fd = try systemCall("open /proc/thread-self/ns/net") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
+    public static func ofCurrentThread() throws(SystemError) -> NetworkNamespace {
+        let fd = try valueOrErrno("open /proc/thread-self/ns/net") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
         return NetworkNamespace(fd: fd, path: "/proc/thread-self/ns/net")
     }
 

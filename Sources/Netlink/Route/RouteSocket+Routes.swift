@@ -1,5 +1,4 @@
 internal import CNetlink
-import CLinuxShim
 import NetAddress
 #if canImport(Glibc)
 import Glibc
@@ -7,50 +6,40 @@ import Glibc
 import Musl
 #endif
 
-/// A route in the main table, in the terms `ip route` prints.
+/// A route on a link, as the kernel reports it or podwire asks for it (`ip route`).
 public struct RouteSpec: Sendable, Equatable, CustomStringConvertible {
-    public enum Scope: UInt8, Sendable {
-        case universe = 0
-        case link = 253
-        case host = 254
-    }
+    public typealias Scope = IPRoute.Scope
 
-    public var destination: IPNetwork
-    public var gateway: IPAddress?
+    public var route: IPRoute
     public var linkIndex: Int32
-    public var source: IPAddress?
-    public var scope: Scope
-    /// The metric; nil leaves the kernel's default (0 for IPv4, 1024 for IPv6).
-    public var priority: UInt32?
-    public var table: UInt32?
     /// `proto boot` unless said otherwise: what `ip route add` and the reference plugin write, and
     /// what `ip route` prints without a "proto" word.
     public var protocolNumber: UInt8
 
-    public init(destination: IPNetwork, gateway: IPAddress? = nil, linkIndex: Int32, source: IPAddress? = nil,
-                scope: Scope = .universe, priority: UInt32? = nil, table: UInt32? = nil,
-                protocolNumber: UInt8 = CLinuxShim_RTPROT_BOOT) {
-        self.destination = destination
-        self.gateway = gateway
+    public init(route: IPRoute, linkIndex: Int32, protocolNumber: UInt8 = RouteSpec.bootProtocol) {
+        self.route = route
         self.linkIndex = linkIndex
-        self.source = source
-        self.scope = scope
-        self.priority = priority
-        self.table = table
         self.protocolNumber = protocolNumber
     }
 
-    public var description: String {
-        var text = destination.prefixLength == 0 ? "default" : destination.prefixLength == destination.address.bitWidth
-            ? destination.address.description : destination.description
-        if let gateway { text += " via \(gateway)" }
-        text += " dev \(linkIndex)"
-        if scope == .link { text += " scope link" } else if scope == .host { text += " scope host" }
-        if let source { text += " src \(source)" }
-        if let priority { text += " metric \(priority)" }
-        if let table { text += " table \(table)" }
-        return text
+    public init(destination: IPNetwork, gateway: IPAddress? = nil, linkIndex: Int32, source: IPAddress? = nil,
+                scope: Scope = .universe, priority: UInt32? = nil, table: UInt32? = nil,
+                protocolNumber: UInt8 = RouteSpec.bootProtocol) {
+        self.init(route: IPRoute(destination: destination, gateway: gateway, source: source, scope: scope, priority: priority, table: table),
+                  linkIndex: linkIndex, protocolNumber: protocolNumber)
     }
+
+    /// RTPROT_BOOT, which `ip route` prints without a "proto" word.
+    public static let bootProtocol = UInt8(RTPROT_BOOT)
+
+    public var destination: IPNetwork { route.destination }
+    public var gateway: IPAddress? { route.gateway }
+    public var source: IPAddress? { route.source }
+    public var scope: Scope { route.scope }
+    public var priority: UInt32? { route.priority }
+    public var table: UInt32? { route.table }
+
+    public var description: String { route.text(device: String(linkIndex)) }
 }
 
 extension RouteSocket {
@@ -64,7 +53,13 @@ extension RouteSocket {
     }
 
     /// `ip route add|replace <spec>`.
-    public func addRoute(_ spec: RouteSpec, mode: RouteAddMode = .exclusive) throws(KernelError) {
+    public func addRoute(_ spec: RouteSpec, mode: RouteAddMode = .exclusive) throws(NetlinkError) {
+        let request = try Self.addRouteRequest(spec, mode: mode)
+        try submit(Self.addRouteOperation(spec, mode: mode)) { $0.pointee = request; return 0 }
+    }
+
+    /// The RTM_NEWROUTE request `addRoute` sends, built by libnl (the caller owns it).
+    static func addRouteRequest(_ spec: RouteSpec, mode: RouteAddMode) throws(NetlinkError) -> OpaquePointer {
         let route = try buildRoute(spec)
         defer { rtnl_route_put(route) }
         let flags: Int32 = switch mode {
@@ -72,12 +67,21 @@ extension RouteSocket {
         case .create: NLM_F_CREATE
         case .replace: NLM_F_CREATE | NLM_F_REPLACE
         }
-        try submit("ip route \(mode == .replace ? "replace" : "add") \(spec)") { rtnl_route_build_add_request(route, flags, $0) }
+        var request: OpaquePointer? = nil
+        let rc = rtnl_route_build_add_request(route, flags, &request)
+        guard rc >= 0, let request else {
+            throw NetlinkError("build the request to " + addRouteOperation(spec, mode: mode), netlinkCode: rc < 0 ? rc : -NLE_NOMEM)
+        }
+        return request
+    }
+
+    static func addRouteOperation(_ spec: RouteSpec, mode: RouteAddMode) -> String {
+        "ip route \(mode == .replace ? "replace" : "add") \(spec)"
     }
 
     /// `ip route show table all` for one family, as specs (single-nexthop routes; multipath ones
     /// are reported by their first nexthop).
-    public func routes(family: IPFamily) throws(KernelError) -> [RouteSpec] {
+    public func routes(family: IPFamily) throws(NetlinkError) -> [RouteSpec] {
         var cache: OpaquePointer? = nil
         try netlinkCall("ip route show") { rtnl_route_alloc_cache(socket, family == .v4 ? AF_INET : AF_INET6, 0, &cache) }
         defer { nl_cache_free(cache) }
@@ -106,7 +110,7 @@ extension RouteSocket {
 
     /// The MTU of the link that carries the namespace's preferred IPv4 default route (IPv6 if
     /// there is none), or nil without a default route.
-    public func defaultRouteLinkMTU() throws(KernelError) -> Int? {
+    public func defaultRouteLinkMTU() throws(NetlinkError) -> Int? {
         for family in [IPFamily.v4, .v6] {
             let defaults = try routes(family: family).filter {
                 $0.destination.prefixLength == 0 && ($0.table ?? 254) == 254 && $0.linkIndex > 0
@@ -114,16 +118,16 @@ extension RouteSocket {
             guard let best = defaults.min(by: { ($0.priority ?? 0) < ($1.priority ?? 0) }) else { continue }
             var found: OpaquePointer? = nil
             let rc = rtnl_link_get_kernel(socket, best.linkIndex, nil, &found)
-            if rc < 0 { throw KernelError("ip link show index \(best.linkIndex)", netlinkCode: rc) }
+            if rc < 0 { throw NetlinkError("ip link show index \(best.linkIndex)", netlinkCode: rc) }
             defer { rtnl_link_put(found) }
             return Int(rtnl_link_get_mtu(found))
         }
         return nil
     }
 
-    private func buildRoute(_ spec: RouteSpec) throws(KernelError) -> OpaquePointer {
+    private static func buildRoute(_ spec: RouteSpec) throws(NetlinkError) -> OpaquePointer {
         guard let route = rtnl_route_alloc(), let hop = rtnl_route_nh_alloc() else {
-            throw KernelError("rtnl_route_alloc", errno: ENOMEM)
+            throw NetlinkError("rtnl_route_alloc", errno: ENOMEM)
         }
         rtnl_route_set_family(route, UInt8(spec.destination.family == .v4 ? AF_INET : AF_INET6))
         rtnl_route_set_table(route, spec.table ?? UInt32(RT_TABLE_MAIN.rawValue))
@@ -132,18 +136,18 @@ extension RouteSocket {
         rtnl_route_set_protocol(route, spec.protocolNumber)
         if let priority = spec.priority { rtnl_route_set_priority(route, priority) }
         do {
-            try withAddress(spec.destination.networkAddress, prefixLength: spec.destination.prefixLength) {
-                (dst: OpaquePointer) throws(KernelError) in
+            try withLibnlAddress(spec.destination.networkAddress, prefixLength: spec.destination.prefixLength) {
+                (dst: OpaquePointer) throws(NetlinkError) in
                 try netlinkCall("set route destination") { rtnl_route_set_dst(route, dst) }
             }
             if let source = spec.source {
-                try withAddress(source, prefixLength: source.bitWidth) { (src: OpaquePointer) throws(KernelError) in
+                try withLibnlAddress(source, prefixLength: source.bitWidth) { (src: OpaquePointer) throws(NetlinkError) in
                     try netlinkCall("set route source") { rtnl_route_set_pref_src(route, src) }
                 }
             }
             rtnl_route_nh_set_ifindex(hop, spec.linkIndex)
             if let gateway = spec.gateway {
-                try withAddress(gateway, prefixLength: gateway.bitWidth) { (gw: OpaquePointer) throws(KernelError) in
+                try withLibnlAddress(gateway, prefixLength: gateway.bitWidth) { (gw: OpaquePointer) throws(NetlinkError) in
                     rtnl_route_nh_set_gateway(hop, gw)
                 }
             }

@@ -1,16 +1,19 @@
 internal import CNetlink
+import LinuxSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
 
-/// A failed kernel request: either a libnl call (negative `NLE_*` code; errno is meaningless
-/// afterwards) or a plain syscall (errno captured on the very next line).
-public struct KernelError: Error, Sendable, CustomStringConvertible {
+/// A failed netlink request, the one error type of this module: either a libnl call (a negative
+/// `NLE_*` code; errno is meaningless afterwards), or the kernel's answer or a socket call (an
+/// errno: the kernel's NLMSG_ERROR, or errno captured on the call's own line).
+public struct NetlinkError: Error, Sendable, CustomStringConvertible {
     public enum Cause: Sendable, Equatable {
         /// A libnl `NLE_*` code, stored positive.
         case netlink(Int32)
+        /// An errno: from the kernel's answer, or from a socket call.
         case errno(Int32)
     }
 
@@ -26,6 +29,10 @@ public struct KernelError: Error, Sendable, CustomStringConvertible {
     public init(_ operation: String, errno code: Int32) {
         self.operation = operation
         self.cause = .errno(code)
+    }
+
+    init(_ system: SystemError) {
+        self.init(system.operation, errno: system.code)
     }
 
     /// The object already exists (EEXIST / NLE_EXIST).
@@ -61,22 +68,21 @@ public struct KernelError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(operation): \(reason)" }
 }
 
-/// Runs a libnl call and turns a negative return into a `KernelError`.
+/// Runs a libnl call and turns a negative return into a `NetlinkError`.
 @inline(__always)
-func netlinkCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(KernelError) {
+func netlinkCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(NetlinkError) {
     let rc = call()
-    if rc < 0 { throw KernelError(operation(), netlinkCode: rc) }
+    if rc < 0 { throw NetlinkError(operation(), netlinkCode: rc) }
 }
 
-/// Runs a syscall that returns -1 + errno, retrying EINTR; returns its non-negative result.
+/// Runs a socket call (LinuxSystem's `valueOrErrno`: EINTR retried, errno captured at once) and
+/// returns its non-negative result as an Int.
 @inline(__always)
 @discardableResult
-func systemCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(KernelError) -> Int32 {
-    while true {
-        let rc = call()
-        if rc >= 0 { return rc }
-        let code = errno
-        if code == EINTR { continue }
-        throw KernelError(operation(), errno: code)
+func socketCall<T: FixedWidthInteger>(_ operation: @autoclosure () -> String, _ call: () -> T) throws(NetlinkError) -> Int {
+    do {
+        return Int(try valueOrErrno(operation(), call))
+    } catch {
+        throw NetlinkError(error)
     }
 }

@@ -1,5 +1,4 @@
 internal import CNetlink
-import CLinuxShim
 import NetAddress
 #if canImport(Glibc)
 import Glibc
@@ -21,25 +20,37 @@ extension RouteSocket {
     /// and the reference plugin do. With `noPrefixRoute` the kernel adds no connected route for
     /// the subnet, now or when the link comes back up. Fails with `isExists` when the link already
     /// holds the address.
-    public func addAddress(_ address: IPNetwork, linkIndex: Int32, noDAD: Bool = false, noPrefixRoute: Bool = false) throws(KernelError) {
-        guard let entry = rtnl_addr_alloc() else { throw KernelError("rtnl_addr_alloc", errno: ENOMEM) }
+    public func addAddress(_ address: IPNetwork, linkIndex: Int32, noDAD: Bool = false, noPrefixRoute: Bool = false) throws(NetlinkError) {
+        let request = try Self.addAddressRequest(address, linkIndex: linkIndex, noDAD: noDAD, noPrefixRoute: noPrefixRoute)
+        try submit("ip addr add \(address) dev \(linkIndex)") { $0.pointee = request; return 0 }
+    }
+
+    /// The RTM_NEWADDR request `addAddress` sends, built by libnl (the caller owns it).
+    static func addAddressRequest(_ address: IPNetwork, linkIndex: Int32, noDAD: Bool,
+                                  noPrefixRoute: Bool) throws(NetlinkError) -> OpaquePointer {
+        guard let entry = rtnl_addr_alloc() else { throw NetlinkError("rtnl_addr_alloc", errno: ENOMEM) }
         defer { rtnl_addr_put(entry) }
         rtnl_addr_set_ifindex(entry, linkIndex)
-        try withAddress(address.address, prefixLength: address.prefixLength) { (local: OpaquePointer) throws(KernelError) in
+        try withLibnlAddress(address.address, prefixLength: address.prefixLength) { (local: OpaquePointer) throws(NetlinkError) in
             try netlinkCall("set local address") { rtnl_addr_set_local(entry, local) }
         }
         if address.family == .v4 && address.prefixLength < 31 {
-            try withAddress(address.lastAddress, prefixLength: address.bitWidth) { (broadcast: OpaquePointer) throws(KernelError) in
+            try withLibnlAddress(address.lastAddress, prefixLength: address.bitWidth) { (broadcast: OpaquePointer) throws(NetlinkError) in
                 try netlinkCall("set broadcast address") { rtnl_addr_set_broadcast(entry, broadcast) }
             }
         }
-        if noDAD { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NODAD) }
-        if noPrefixRoute { rtnl_addr_set_flags(entry, CLinuxShim_IFA_F_NOPREFIXROUTE) }
-        try submit("ip addr add \(address) dev \(linkIndex)") { rtnl_addr_build_add_request(entry, NLM_F_CREATE | NLM_F_EXCL, $0) }
+        if noDAD { rtnl_addr_set_flags(entry, UInt32(IFA_F_NODAD)) }
+        if noPrefixRoute { rtnl_addr_set_flags(entry, UInt32(IFA_F_NOPREFIXROUTE)) }
+        var request: OpaquePointer? = nil
+        let rc = rtnl_addr_build_add_request(entry, NLM_F_CREATE | NLM_F_EXCL, &request)
+        guard rc >= 0, let request else {
+            throw NetlinkError("build the request to ip addr add \(address) dev \(linkIndex)", netlinkCode: rc < 0 ? rc : -NLE_NOMEM)
+        }
+        return request
     }
 
     /// `ip addr show`: every address in the namespace, optionally of one link.
-    public func addresses(linkIndex: Int32? = nil) throws(KernelError) -> [AddressInfo] {
+    public func addresses(linkIndex: Int32? = nil) throws(NetlinkError) -> [AddressInfo] {
         var cache: OpaquePointer? = nil
         try netlinkCall("ip addr show") { rtnl_addr_alloc_cache(socket, &cache) }
         defer { nl_cache_free(cache) }
@@ -55,6 +66,16 @@ extension RouteSocket {
             result.append(AddressInfo(linkIndex: index, address: network, flags: rtnl_addr_get_flags(current)))
         }
         return result
+    }
+}
+
+extension RouteSocket {
+    /// The bytes of `message`, a request libnl built, which is freed: what `transact` and
+    /// `nl_send_sync` send, before they set NLM_F_REQUEST, NLM_F_ACK, the sequence number and the port.
+    static func requestBytes(freeing message: OpaquePointer) -> [UInt8] {
+        defer { nlmsg_free(message) }
+        let header = nlmsg_hdr(message)!
+        return Array(UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
     }
 }
 

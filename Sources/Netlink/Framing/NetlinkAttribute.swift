@@ -82,6 +82,13 @@ struct ReceivedAttribute: Sendable {
         return result
     }
 
+    /// A 32-bit value in host byte order, as rtnetlink sends them.
+    var hostInt32: Int32? {
+        guard payload.count >= 4 else { return nil }
+        return readHost(Int32.self, payload, at: payload.startIndex)
+    }
+
+    /// A 32-bit value in network byte order, as nf_tables sends them.
     var u32: UInt32? {
         guard payload.count == 4 else { return nil }
         return payload.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }

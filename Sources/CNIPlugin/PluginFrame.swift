@@ -4,43 +4,24 @@ import CNIProtocol
 public struct PluginOutcome: Sendable {
     public var stdout: [UInt8]
     public var exitCode: Int32
+
+    public init(stdout: [UInt8], exitCode: Int32) {
+        self.stdout = stdout
+        self.exitCode = exitCode
+    }
 }
 
-/// The podwire CNI plugin: one invocation, from environment and stdin to one stdout document.
-public enum Podwire {
+/// What every podwire plugin binary shares between its environment and its one stdout document.
+public enum PluginFrame {
     public static let version = "0.1.0"
 
     public static var supportedVersionsText: String {
         CNIVersion.supported.map(\.description).joined(separator: ", ")
     }
 
-    /// `variable` reads one environment variable (`getenv`); nil when it is unset.
-    public static func run(variable: (String) -> String?, stdin: [UInt8]) -> PluginOutcome {
-        respond(variable: variable, stdin: stdin) { (environment, config) throws(CNIError) -> [UInt8] in
-            switch environment.command {
-            case .add:
-                return try AddCommand(environment: environment, config: config).run().encoded(as: config.cniVersion)
-            case .del:
-                try DelCommand(environment: environment, config: config).run()
-            case .check:
-                try requireCheckable(config)
-                try CheckCommand(environment: environment, config: config).run()
-            case .status:
-                try requireStatusAndGC(config, environment.command)
-                try IPAMBackend(config: config, environment: environment).status()
-            case .gc:
-                try requireStatusAndGC(config, environment.command)
-                try GarbageCollector(config: config, ipam: IPAMBackend(config: config, environment: environment)).run()
-            case .version:
-                break
-            }
-            return []
-        }
-    }
-
     /// The frame every podwire executable shares: VERSION, environment and config checks, and
     /// turning any failure into the one error document.
-    static func respond(variable: (String) -> String?, stdin: [UInt8],
+    public static func respond(variable: (String) -> String?, stdin: [UInt8],
                         _ body: (CNIEnvironment, NetworkConfig) throws(CNIError) -> [UInt8]) -> PluginOutcome {
         if variable("CNI_COMMAND") == CNICommand.version.rawValue {
             return PluginOutcome(stdout: CNIJSON.encode(VersionReport(requested: stdin)), exitCode: 0)
@@ -56,14 +37,14 @@ public enum Podwire {
         }
     }
 
-    static func requireCheckable(_ config: NetworkConfig) throws(CNIError) {
+    public static func requireCheckable(_ config: NetworkConfig) throws(CNIError) {
         guard config.cniVersion.allowsCheck else {
             throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow CHECK",
                            details: "CHECK exists from CNI 0.4.0 on")
         }
     }
 
-    static func requireStatusAndGC(_ config: NetworkConfig, _ command: CNICommand) throws(CNIError) {
+    public static func requireStatusAndGC(_ config: NetworkConfig, _ command: CNICommand) throws(CNIError) {
         guard config.cniVersion.allowsStatusAndGC else {
             throw CNIError(.incompatibleVersion, "config version \(config.cniVersion) does not allow \(command.rawValue)",
                            details: "\(command.rawValue) exists from CNI 1.1.0 on; set cniVersion to 1.1.0")

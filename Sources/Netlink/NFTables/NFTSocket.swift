@@ -1,0 +1,203 @@
+internal import CNFTables
+import CNetlinkSockets
+import LinuxSystem
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One nf_tables request: an `NFT_MSG_*` message for the inet family.
+package struct NFTRequest: Sendable {
+    var message: UInt32
+    /// NLM_F_CREATE, NLM_F_APPEND, NLM_F_DUMP ... (NLM_F_REQUEST and, in batches, NLM_F_ACK are added).
+    var flags: Int32 = 0
+    var attributes: [NetlinkAttribute]
+    /// The request as an `nft` command, for error messages.
+    var what: String
+}
+
+/// A message the kernel answered a dump or get with.
+package struct NFTReply {
+    var attributes: [ReceivedAttribute]
+}
+
+/// A NETLINK_NETFILTER socket in the calling thread's network namespace.
+///
+/// Changes go in batches (NFNL_MSG_BATCH_BEGIN ... END), which nf_tables applies as one
+/// transaction: all of it or nothing, never interleaved with another process's batch.
+package final class NFTSocket {
+    let fd: Int32
+    private var sequence: UInt32 = 0
+    /// Not zeroed: a socket that reads one short answer should not fault in 128 KiB first (a
+    /// zero-filled array showed as page faults on every DEL and every ipMasq ADD).
+    private let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: NFTSocket.receiveSize, alignment: 16)
+
+    package init() throws(NetlinkError) {
+        fd = Int32(try socketCall("open a netfilter netlink socket") {
+            CNetlinkSockets_open(NETLINK_NETFILTER, 0, 0)
+        })
+        // Best effort: the kernel's own words for a refusal (extended ack), and acks that do not
+        // echo the whole request back.
+        var on: Int32 = 1
+        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_EXT_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_CAP_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit {
+        close(fd)
+        receive.deallocate()
+    }
+
+    // MARK: Batches
+
+    /// Sends `requests` as one transaction and waits for every ack. The first request the kernel
+    /// refused becomes the error (later refusals usually follow from it).
+    package func commit(_ requests: [NFTRequest]) throws(NetlinkError) {
+        guard !requests.isEmpty else { return }
+        // BATCH_BEGIN takes the first sequence number, the requests the next ones, BATCH_END the last.
+        let first = sequence &+ 1
+        sequence &+= UInt32(truncatingIfNeeded: requests.count + 2)
+        try send(Self.encodeBatch(requests, firstSequence: first), what: requests[0].what)
+        var pending: [UInt32: String] = [:]
+        for (index, request) in requests.enumerated() {
+            pending[first &+ 1 &+ UInt32(truncatingIfNeeded: index)] = request.what
+        }
+
+        // nfnetlink runs the whole batch inside sendto(), so every ack is queued by now: read
+        // them without blocking, as nft does.
+        var refusals: [(sequence: UInt32, code: Int32, text: String?)] = []
+        while true {
+            let count = retryingInterrupts { recv(fd, receive.baseAddress, Self.receiveSize, Int32(MSG_DONTWAIT)) }
+            if count < 0 {
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK { break }
+                throw NetlinkError("read the kernel's answer to \(requests[0].what)", errno: code)
+            }
+            for message in NetlinkMessage.parse(received(count)) where message.isError {
+                guard let error = message.errorAck else { continue }
+                pending[message.sequence] = nil
+                if error.code != 0 {
+                    refusals.append((message.sequence, error.code, error.text))
+                }
+            }
+        }
+        if let refusal = refusals.min(by: { $0.sequence < $1.sequence }) {
+            // The kernel answers for the batch as a whole with the sequence of its first message.
+            let index = Int(refusal.sequence &- first) - 1
+            let what = requests.indices.contains(index) ? requests[index].what : "commit the nftables transaction"
+            throw NetlinkError(what + (refusal.text.map { " (kernel: \($0))" } ?? ""), errno: refusal.code)
+        }
+        if let missing = pending.min(by: { $0.key < $1.key }) {
+            throw NetlinkError("\(missing.value): the kernel did not answer", errno: EPROTO)
+        }
+    }
+
+    // MARK: Dumps and gets
+
+    /// Sends one get (or, with NLM_F_DUMP in the request's flags, dump) and returns the kernel's
+    /// replies. A refusal (ENOENT for a missing table, say) is thrown.
+    package func query(_ request: NFTRequest) throws(NetlinkError) -> [NFTReply] {
+        for _ in 0..<5 {
+            let sequence = nextSequence()
+            let isDump = request.flags & Int32(NLM_F_DUMP) == Int32(NLM_F_DUMP)
+            try send(Self.encodeQuery(request, sequence: sequence), what: request.what)
+            var replies: [NFTReply] = []
+            var interrupted = false
+            receiving: while true {
+                let count = try socketCall("read the answer to \(request.what)") { recv(fd, receive.baseAddress, Self.receiveSize, 0) }
+                if count == 0 { throw NetlinkError("\(request.what): the kernel did not answer", errno: EPROTO) }
+                for message in NetlinkMessage.parse(received(count)) where message.sequence == sequence {
+                    if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                    switch message.type {
+                    case UInt16(NLMSG_ERROR):
+                        guard let error = message.errorAck else { continue }
+                        if error.code != 0 {
+                            throw NetlinkError(request.what + (error.text.map { " (kernel: \($0))" } ?? ""), errno: error.code)
+                        }
+                        if !isDump { break receiving }
+                    case UInt16(NLMSG_DONE):
+                        let status = message.doneStatus
+                        if status < 0 { throw NetlinkError(request.what, errno: -status) }
+                        break receiving
+                    default:
+                        guard message.payload.count >= 4 else { continue }
+                        replies.append(NFTReply(attributes: ReceivedAttribute.parse(message.payload.dropFirst(4))))
+                    }
+                }
+            }
+            // The ruleset changed during the dump: its pieces may not fit together; ask again.
+            if !interrupted { return replies }
+        }
+        throw NetlinkError("\(request.what): the ruleset kept changing during the dump", errno: EAGAIN)
+    }
+
+    // MARK: Framing
+
+    static let receiveSize = 1 << 17
+
+    /// The `count` bytes the last recv put in the buffer.
+    private func received(_ count: Int) -> ArraySlice<UInt8> {
+        Array(UnsafeRawBufferPointer(rebasing: receive[0..<count]))[...]
+    }
+
+    static func messageType(_ message: UInt32) -> UInt16 {
+        UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(message)
+    }
+
+    private func nextSequence() -> UInt32 {
+        sequence &+= 1
+        return sequence
+    }
+
+    /// The bytes `commit` sends for `requests`: BATCH_BEGIN with sequence number `firstSequence`,
+    /// each request (with NLM_F_REQUEST and NLM_F_ACK) numbered from the next one, then BATCH_END.
+    static func encodeBatch(_ requests: [NFTRequest], firstSequence: UInt32) -> [UInt8] {
+        var buffer: [UInt8] = []
+        var sequence = firstSequence
+        appendMessage(&buffer, type: UInt16(CNFTables_MSG_BATCH_BEGIN), flags: Int32(NLM_F_REQUEST), sequence: sequence,
+                      family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES), attributes: [])
+        for request in requests {
+            sequence &+= 1
+            appendMessage(&buffer, type: messageType(request.message),
+                          flags: Int32(NLM_F_REQUEST | NLM_F_ACK) | request.flags, sequence: sequence,
+                          family: UInt8(NFPROTO_INET), resourceID: 0, attributes: request.attributes)
+        }
+        appendMessage(&buffer, type: UInt16(CNFTables_MSG_BATCH_END), flags: Int32(NLM_F_REQUEST), sequence: sequence &+ 1,
+                      family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES), attributes: [])
+        return buffer
+    }
+
+    /// The bytes `query` sends for `request`: a get asks for an ack (it ends with one), a dump
+    /// does not (it ends with NLMSG_DONE).
+    static func encodeQuery(_ request: NFTRequest, sequence: UInt32) -> [UInt8] {
+        var buffer: [UInt8] = []
+        let isDump = request.flags & Int32(NLM_F_DUMP) == Int32(NLM_F_DUMP)
+        appendMessage(&buffer, type: messageType(request.message),
+                      flags: Int32(NLM_F_REQUEST) | (isDump ? 0 : Int32(NLM_F_ACK)) | request.flags,
+                      sequence: sequence, family: UInt8(NFPROTO_INET), resourceID: 0, attributes: request.attributes)
+        return buffer
+    }
+
+    /// nlmsghdr + nfgenmsg + attributes.
+    private static func appendMessage(_ buffer: inout [UInt8], type: UInt16, flags: Int32, sequence: UInt32, family: UInt8,
+                                      resourceID: UInt16, attributes: [NetlinkAttribute]) {
+        NetlinkMessage.append(to: &buffer, type: type, flags: UInt16(truncatingIfNeeded: flags), sequence: sequence,
+                              familyHeader: [family, UInt8(NFNETLINK_V0)] + hostBytes(resourceID.bigEndian), attributes: attributes)
+    }
+
+    private func send(_ buffer: [UInt8], what: String) throws(NetlinkError) {
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        try socketCall("send \(what)") {
+            buffer.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &kernel) { address in
+                    address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                    }
+                }
+            }
+        }
+    }
+
+}

@@ -1,0 +1,30 @@
+import CNIProtocol
+import Netfilter
+import NetAddress
+import Netlink
+import PodWiring
+
+/// `ipMasq` over nftables: the network's table (`MasqueradeTable`) masquerades traffic from the
+/// pods' addresses to anywhere but the plan's exempt destinations. One netlink transaction per
+/// ADD or DEL, no exec.
+enum Masquerade {
+    /// The table is named after the network; checked whether or not this ADD gets that far, so a
+    /// network that cannot masquerade is refused before anything is made (code 7).
+    static func requireUsableName(_ config: NetworkConfig) throws(CNIError) {
+        let table = MasqueradeTable(network: config.name)
+        if config.ipMasq && table.name.utf8.count > MasqueradeTable.maximumNameLength {
+            throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for ipMasq",
+                           details: "the nftables table \(table.name.prefix(40))... may have at most \(MasqueradeTable.maximumNameLength) bytes")
+        }
+    }
+
+    /// Puts the plan's addresses in the network's masq sets and makes the exempt sets the plan's.
+    static func install(_ plan: MasqueradePlan, network: String) throws(CNIError) -> MasqueradeTable {
+        let table = MasqueradeTable(network: network)
+        try kernel("masquerade \(plan.addresses.map(\.description).joined(separator: ", ")) with nftables table inet \(table.name)") {
+            () throws(NetlinkError) in
+            try table.install(exempt: plan.exempt, addresses: plan.addresses, owner: plan.owner)
+        }
+        return table
+    }
+}
