@@ -24,24 +24,17 @@ public struct WiringPlan: Sendable, Equatable {
     /// The gateway addresses on the host end.
     public var hostAddresses: [IPNetwork]
     public var hostRoutes: [PlannedRoute]
-    /// Per-interface switches of the host end, written while it is down.
-    public var hostSysctls: [PlannedSysctl]
+    /// The host end's per-interface IPv6 switch, written while it is down.
+    public var hostSysctl: PlannedSysctl
     /// The node-wide forwarding switches the pod's traffic needs.
-    public var forwarding: [IPFamily]
+    public var forwarding: IPFamilies
     /// nil without `ipMasq`.
     public var masquerade: MasqueradePlan?
 
-    /// One pod address and the gateway its traffic goes through. The gateway is nil only in a
-    /// plan made for CHECK from a prevResult that had none (ADD refuses such an IPAM answer).
-    public struct PodAddress: Sendable, Equatable {
-        public var address: IPNetwork
-        public var gateway: IPAddress?
-
-        public init(address: IPNetwork, gateway: IPAddress?) {
-            self.address = address
-            self.gateway = gateway
-        }
-    }
+    /// One pod address and the gateway its traffic goes through, as the result lists it. The
+    /// gateway is nil only in a plan made for CHECK from a prevResult that had none (ADD refuses
+    /// such an IPAM answer).
+    public typealias PodAddress = CNIIPConfig
 
     /// ADD's plan: the IPAM answer checked (every address needs a gateway of its family, other
     /// than itself), then the addresses, routes and switches on both sides.
@@ -100,18 +93,18 @@ public struct WiringPlan: Sendable, Equatable {
         // Replaced, not added: a route left on another veth for this address would otherwise
         // keep the new pod unreachable.
         hostRoutes = addresses.map { PlannedRoute(role: .host, IPRoute(destination: .host($0.address.address), scope: .host), mode: .replace) }
-        let families = addresses.map(\.address.family)
-        forwarding = [IPFamily.v4, .v6].filter { families.contains($0) }
+        forwarding = []
+        for entry in addresses { forwarding.insert(entry.address.family == .v4 ? .v4 : .v6) }
         // With IPv6, the node can solicit a pod's MAC only from a link-local that passed DAD, so
         // DAD is skipped on the host end rather than waited for (addresses come from IPAM, unique).
         // Without, IPv6 is switched off there: every host veth would otherwise carry a link-local
         // address and its routes, and the kernel walks all the node's IPv6 routes on each link
         // event, so a veth's creation would grow with the number of pods.
-        hostSysctls = families.contains(.v6)
-            ? [PlannedSysctl(name: "net/ipv6/conf/\(pair.hostName)/accept_dad", value: "0", purpose: "disable DAD on \(pair.hostName)",
-                             ifMissing: .fail, onlyIfDifferent: true)]
-            : [PlannedSysctl(name: "net/ipv6/conf/\(pair.hostName)/disable_ipv6", value: "1", purpose: "switch IPv6 off on \(pair.hostName)",
-                             ifMissing: .skip, onlyIfDifferent: false)]
+        hostSysctl = forwarding.contains(.v6)
+            ? PlannedSysctl(name: "net/ipv6/conf/\(pair.hostName)/accept_dad", value: "0", purpose: "disable DAD on \(pair.hostName)",
+                            ifMissing: .fail, onlyIfDifferent: true)
+            : PlannedSysctl(name: "net/ipv6/conf/\(pair.hostName)/disable_ipv6", value: "1", purpose: "switch IPv6 off on \(pair.hostName)",
+                            ifMissing: .skip, onlyIfDifferent: false)
         masquerade = nil
     }
 
@@ -205,6 +198,15 @@ public struct PlannedRoute: Sendable, Equatable, CustomStringConvertible {
     public subscript<Value>(dynamicMember field: KeyPath<IPRoute, Value>) -> Value { route[keyPath: field] }
 
     public var description: String { route.description }
+}
+
+/// A set of address families (an option set: no array type for the runtime to build per ADD).
+public struct IPFamilies: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let v4 = IPFamilies(rawValue: 1)
+    public static let v6 = IPFamilies(rawValue: 2)
 }
 
 /// A /proc/sys switch of one interface.

@@ -45,9 +45,9 @@ struct AddCommand {
             // Released only after the pair is gone: an address must not be handed out again
             // while a route to it still points at this pod's veth.
             rollback.addRunningLast { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
-            let plan = try WiringPlan(pair: pair, ipam: allocation, config: config, ipamSubnets: ipam.rangeSubnets)
+            let plan = try WiringPlan(pair: pair, ipam: allocation, config: config, ipamSubnets: config.ipMasq ? ipam.rangeSubnets : [])
             try enableForwarding(plan.forwarding, hostSocket)
-            try setHostSysctls(plan.hostSysctls)
+            try setHostSysctl(plan.hostSysctl)
 
             var podIndex = indexes?.local ?? 0, hostIndex = indexes?.peer ?? 0
             if indexes == nil {
@@ -78,11 +78,13 @@ struct AddCommand {
     /// Switches the node's forwarding on where it is off. The kernel is asked first over netlink
     /// (no /proc/sys walk); only a node with forwarding off, or a kernel that does not say, gets
     /// the serialized check and write.
-    func enableForwarding(_ families: [IPFamily], _ socket: RouteSocket) throws(CNIError) {
-        for family in families where (try? socket.allForwarding(family: family)) != true {
-            let name = family == .v4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding"
-            try system("enable \(family == .v4 ? "IPv4" : "IPv6") forwarding") { () throws(SystemError) in
-                try Sysctl.ensureSerialized(name, is: "1")
+    func enableForwarding(_ families: IPFamilies, _ socket: RouteSocket) throws(CNIError) {
+        if families.contains(.v4), (try? socket.allForwarding(family: .v4)) != true {
+            try system("enable IPv4 forwarding") { () throws(SystemError) in try Sysctl.ensureSerialized("net/ipv4/ip_forward", is: "1") }
+        }
+        if families.contains(.v6), (try? socket.allForwarding(family: .v6)) != true {
+            try system("enable IPv6 forwarding") { () throws(SystemError) in
+                try Sysctl.ensureSerialized("net/ipv6/conf/all/forwarding", is: "1")
             }
         }
     }
@@ -122,20 +124,18 @@ struct AddCommand {
         }
     }
 
-    /// The host end's per-interface switches, written while it is still down (see `WiringPlan`).
-    func setHostSysctls(_ sysctls: [PlannedSysctl]) throws(CNIError) {
-        for sysctl in sysctls {
-            do {
-                if sysctl.onlyIfDifferent {
-                    try Sysctl.ensure(sysctl.name, is: sysctl.value)
-                } else {
-                    try Sysctl.set(sysctl.name, to: sysctl.value)
-                }
-            } catch where error.isNotFound && sysctl.ifMissing == .skip {
-                continue
-            } catch {
-                throw CNIError(error, doing: sysctl.purpose)
+    /// The host end's IPv6 switch, written while it is still down (see `WiringPlan`).
+    func setHostSysctl(_ sysctl: PlannedSysctl) throws(CNIError) {
+        do {
+            if sysctl.onlyIfDifferent {
+                try Sysctl.ensure(sysctl.name, is: sysctl.value)
+            } else {
+                try Sysctl.set(sysctl.name, to: sysctl.value)
             }
+        } catch where error.isNotFound && sysctl.ifMissing == .skip {
+            // the kernel has no such switch
+        } catch {
+            throw CNIError(error, doing: sysctl.purpose)
         }
     }
 

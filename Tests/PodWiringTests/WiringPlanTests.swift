@@ -45,8 +45,8 @@ struct WiringPlanTests {
         #expect(plan.hostAddresses == [IPNetwork("10.244.1.1/32")!])
         #expect(plan.hostRoutes.map(\.description) == ["\(address) scope host"])
         #expect(plan.hostRoutes.map(\.mode) == [.replace])
-        #expect(plan.forwarding == [.v4])
-        #expect(plan.hostSysctls.map(\.name) == ["net/ipv6/conf/\(plan.pair.hostName)/disable_ipv6"])
+        #expect(plan.forwarding == .v4)
+        #expect(plan.hostSysctl.name == "net/ipv6/conf/\(plan.pair.hostName)/disable_ipv6")
         #expect(plan.masquerade == nil)
     }
 
@@ -78,8 +78,8 @@ struct WiringPlanTests {
         #expect(plan.hostAddresses == [IPNetwork("10.244.1.1/32")!, IPNetwork("fd00:10:244:1::1/128")!])
         #expect(plan.hostRoutes.map(\.description) == ["10.244.1.2 scope host", "fd00:10:244:1::2 scope host"])
         #expect(plan.forwarding == [.v4, .v6])
-        #expect(plan.hostSysctls.map(\.name) == ["net/ipv6/conf/\(plan.pair.hostName)/accept_dad"])
-        #expect(plan.hostSysctls.map(\.value) == ["0"])
+        #expect(plan.hostSysctl.name == "net/ipv6/conf/\(plan.pair.hostName)/accept_dad")
+        #expect(plan.hostSysctl.value == "0")
     }
 
     @Test("an IPAM route of a family the pod has no address in is left out; its own gateway and table are kept")

@@ -74,11 +74,11 @@ package final class NFTSocket {
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 throw NetlinkError("read the kernel's answer to \(requests[0].what)", errno: code)
             }
-            for message in NetlinkMessage.parse(received(count)) where message.isError {
-                guard let error = message.errorAck else { continue }
+            for message in NetlinkMessage.Messages(received(count)) {
+                guard let code = message.errorCode else { continue }
                 pending[message.sequence] = nil
-                if error.code != 0 {
-                    refusals.append((message.sequence, error.code, error.text))
+                if code != 0 {
+                    refusals.append((message.sequence, code, message.errorText))
                 }
             }
         }
@@ -107,13 +107,13 @@ package final class NFTSocket {
             receiving: while true {
                 let count = try socketCall("read the answer to \(request.what)") { recv(fd, receive.baseAddress, Self.receiveSize, 0) }
                 if count == 0 { throw NetlinkError("\(request.what): the kernel did not answer", errno: EPROTO) }
-                for message in NetlinkMessage.parse(received(count)) where message.sequence == sequence {
+                for message in NetlinkMessage.Messages(received(count)) where message.sequence == sequence {
                     if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                     switch message.type {
                     case UInt16(NLMSG_ERROR):
-                        guard let error = message.errorAck else { continue }
-                        if error.code != 0 {
-                            throw NetlinkError(request.what + (error.text.map { " (kernel: \($0))" } ?? ""), errno: error.code)
+                        let code = message.errorCode ?? EBADMSG
+                        if code != 0 {
+                            throw NetlinkError(request.what + (message.errorText.map { " (kernel: \($0))" } ?? ""), errno: code)
                         }
                         if !isDump { break receiving }
                     case UInt16(NLMSG_DONE):
@@ -122,7 +122,8 @@ package final class NFTSocket {
                         break receiving
                     default:
                         guard message.payload.count >= 4 else { continue }
-                        replies.append(NFTReply(attributes: ReceivedAttribute.parse(message.payload.dropFirst(4))))
+                        // Copied out: the receive buffer is reused by the next recv.
+                        replies.append(NFTReply(attributes: ReceivedAttribute.parse(Array(message.payload[4...])[...])))
                     }
                 }
             }
@@ -137,8 +138,8 @@ package final class NFTSocket {
     static let receiveSize = 1 << 17
 
     /// The `count` bytes the last recv put in the buffer.
-    private func received(_ count: Int) -> ArraySlice<UInt8> {
-        Array(UnsafeRawBufferPointer(rebasing: receive[0..<count]))[...]
+    private func received(_ count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: receive[0..<count])
     }
 
     static func messageType(_ message: UInt32) -> UInt16 {

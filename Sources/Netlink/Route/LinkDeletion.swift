@@ -60,8 +60,13 @@ public final class LinkDeletion {
             let received = try socketCall("read the answer to ip link del \(link.name)") {
                 buffer.withUnsafeMutableBytes { recv(requestSocket, $0.baseAddress, $0.count, 0) }
             }
-            for message in NetlinkMessage.parse(buffer[0..<received]) where message.isError {
-                let code = message.errorAck?.code ?? EBADMSG
+            let answer = buffer.withUnsafeBytes { bytes -> Int32? in
+                for message in NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: bytes[0..<received])) {
+                    if let code = message.errorCode { return code }
+                }
+                return nil
+            }
+            if let code = answer {
                 if code == 0 { return true }
                 let error = NetlinkError("ip link del \(link.name)", errno: code)
                 if error.isNotFound { return false }
@@ -102,13 +107,14 @@ final class LinkMonitor {
                     if code == EAGAIN || code == EWOULDBLOCK { break }
                     return false
                 }
-                for message in NetlinkMessage.parse(buffer[0..<received]) where message.type == UInt16(RTM_DELLINK) {
-                    guard message.payload.count >= MemoryLayout<ifinfomsg>.size else { continue }
-                    let family = message.payload[message.payload.startIndex]
-                    let linkIndex = readHost(Int32.self, message.payload, at: message.payload.startIndex + 4)
-                    // AF_BRIDGE deletions announce a port leaving its bridge, not the link going.
-                    if family == UInt8(AF_UNSPEC) && linkIndex == index { return true }
+                let removed = buffer.withUnsafeBytes { bytes in
+                    NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: bytes[0..<received])).contains { message in
+                        guard message.type == UInt16(RTM_DELLINK), message.payload.count >= MemoryLayout<ifinfomsg>.size else { return false }
+                        // AF_BRIDGE deletions announce a port leaving its bridge, not the link going.
+                        return message.payload[0] == UInt8(AF_UNSPEC) && message.payload.loadUnaligned(fromByteOffset: 4, as: Int32.self) == index
+                    }
                 }
+                if removed { return true }
             }
             if fds[1].revents != 0 { return false }
         }

@@ -22,8 +22,10 @@ extension RouteSocket {
         try transact(QueuedRequest(message: message) { "ip netconf show (family \(family))" }) { message in
             guard message.type == UInt16(RTM_NEWNETCONF) else { return }
             // struct netconfmsg, padded to 4 bytes, then the attributes.
-            let attributes = ReceivedAttribute.parse(message.payload.dropFirst(NetlinkMessage.aligned(MemoryLayout<netconfmsg>.size)))
-            if let value = attributes[UInt16(NETCONFA_FORWARDING)]?.hostInt32 { forwarding = value != 0 }
+            let start = NetlinkMessage.aligned(MemoryLayout<netconfmsg>.size)
+            guard message.payload.count >= start else { return }
+            let attributes = NetlinkMessage.Attributes(UnsafeRawBufferPointer(rebasing: message.payload[start...]))
+            if let value = attributes.hostInt32(UInt16(NETCONFA_FORWARDING)) { forwarding = value != 0 }
         }
         return forwarding
     }

@@ -91,11 +91,12 @@ extension RouteSocket {
     }
 
     /// A veth's index (ifinfomsg) and its peer's (IFLA_LINK) from an RTM_NEWLINK payload.
-    static func vethIndexes(_ payload: ArraySlice<UInt8>) -> VethIndexes? {
+    static func vethIndexes(_ payload: UnsafeRawBufferPointer) -> VethIndexes? {
         let infoSize = MemoryLayout<ifinfomsg>.size
         guard payload.count >= infoSize,
-              let peer = ReceivedAttribute.parse(payload.dropFirst(infoSize))[UInt16(IFLA_LINK)]?.hostInt32 else { return nil }
-        return VethIndexes(local: readHost(Int32.self, payload, at: payload.startIndex + 4), peer: peer)
+              let peer = NetlinkMessage.Attributes(UnsafeRawBufferPointer(rebasing: payload[infoSize...])).hostInt32(UInt16(IFLA_LINK))
+        else { return nil }
+        return VethIndexes(local: payload.loadUnaligned(fromByteOffset: 4, as: Int32.self), peer: peer)
     }
 
     /// `ip link show <name>`; nil when there is no such link.

@@ -156,12 +156,11 @@ public final class RouteSocket {
         var refusedIndex = -1, refusedCode: Int32 = 0
         while answered < count {
             let received = try socketCall("read the answers to \(count) netlink requests") { recv(fd, buffer.baseAddress, capacity, 0) }
-            for message in NetlinkMessage.parse(Array(buffer[0..<received])[...]) {
+            for message in NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: buffer[0..<received])) {
                 let index = Int(message.sequence) - 1
                 guard index >= 0 && index < count else { continue }
-                if message.isError {
+                if let code = message.errorCode {
                     answered += 1
-                    let code = message.errorAck?.code ?? EBADMSG
                     if code != 0 && (refusedIndex < 0 || index < refusedIndex) { (refusedIndex, refusedCode) = (index, code) }
                 } else {
                     reply(message)
