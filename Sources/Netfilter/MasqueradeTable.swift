@@ -83,21 +83,7 @@ public final class MasqueradeTable {
             rules.count == Self.families.count
                 && zip(rules, Self.families).allSatisfy { NFT.rule($0, matches: Self.ruleExpressions($1)) }
         } ?? false
-        if !inPlace {
-            requests.append(NFT.newTable(name))
-            for (index, family) in Self.families.enumerated() {
-                requests.append(NFT.newSet(name, Self.masqSet(family), family: family, interval: false, id: UInt32(1 + index)))
-            }
-            for (index, family) in Self.families.enumerated() {
-                requests.append(NFT.newSet(name, Self.exemptSet(family), family: family, interval: true, id: UInt32(3 + index)))
-            }
-            requests.append(NFT.newChain(name, Self.chain, type: "nat", hook: .postrouting, priority: NFT.srcnatPriority,
-                                         description: "type nat hook postrouting priority srcnat"))
-            requests.append(NFT.flushChain(name, Self.chain))
-            for family in Self.families {
-                requests.append(NFT.newRule(name, Self.chain, Self.ruleExpressions(family), text: Self.ruleText(family)))
-            }
-        }
+        if !inPlace { requests += Self.creation(name) }
 
         for family in Self.families {
             let set = Self.exemptSet(family)
@@ -133,6 +119,26 @@ public final class MasqueradeTable {
                                          what: Self.elementText("add", name, set, [address], comment: comment)))
         }
         try socket.commit(requests)
+    }
+
+    /// The table, its sets, its chain flushed and its two rules: what the first ADD on a node
+    /// sends. Flushing before adding leaves the rules once when ADDs race to create the table
+    /// (nf_tables serializes transactions).
+    static func creation(_ name: String) -> [NFTRequest] {
+        var requests = [NFT.newTable(name)]
+        for (index, family) in families.enumerated() {
+            requests.append(NFT.newSet(name, masqSet(family), family: family, interval: false, id: UInt32(1 + index)))
+        }
+        for (index, family) in families.enumerated() {
+            requests.append(NFT.newSet(name, exemptSet(family), family: family, interval: true, id: UInt32(3 + index)))
+        }
+        requests.append(NFT.newChain(name, chain, type: "nat", hook: .postrouting, priority: NFT.srcnatPriority,
+                                     description: "type nat hook postrouting priority srcnat"))
+        requests.append(NFT.flushChain(name, chain))
+        for family in families {
+            requests.append(NFT.newRule(name, chain, ruleExpressions(family), text: ruleText(family)))
+        }
+        return requests
     }
 
     /// The comment of `address`'s element in its masq set: nil when there is no element,

@@ -177,24 +177,11 @@ import NetAddress
     // MARK: What podwire sends
 
     /// The transaction MasqueradeTable.install commits on a node without the table (its reads
-    /// found no rules and no elements): the same verbs in install's order (install itself needs a
-    /// kernel to read from).
+    /// found no rules and no elements): its creation, then the exempt sets and the pod's element
+    /// in install's order (install itself needs a kernel to read from).
     static func firstInstall() -> [NFTRequest] {
         let name = table.name
-        var requests = [NFT.newTable(name)]
-        for (index, family) in MasqueradeTable.families.enumerated() {
-            requests.append(NFT.newSet(name, MasqueradeTable.masqSet(family), family: family, interval: false, id: UInt32(1 + index)))
-        }
-        for (index, family) in MasqueradeTable.families.enumerated() {
-            requests.append(NFT.newSet(name, MasqueradeTable.exemptSet(family), family: family, interval: true, id: UInt32(3 + index)))
-        }
-        requests.append(NFT.newChain(name, MasqueradeTable.chain, type: "nat", hook: .postrouting, priority: NFT.srcnatPriority,
-                                     description: "type nat hook postrouting priority srcnat"))
-        requests.append(NFT.flushChain(name, MasqueradeTable.chain))
-        for family in MasqueradeTable.families {
-            requests.append(NFT.newRule(name, MasqueradeTable.chain, MasqueradeTable.ruleExpressions(family),
-                                        text: MasqueradeTable.ruleText(family)))
-        }
+        var requests = MasqueradeTable.creation(name)
         for family in MasqueradeTable.families {
             let set = MasqueradeTable.exemptSet(family)
             requests.append(NFT.flushSet(name, set))
