@@ -11,11 +11,17 @@ public struct NetworkConfig: Sendable {
     public var type: String
     public var mtu: Int?
     public var ipMasq: Bool
-    /// `noMasqueradeCIDRs`: destinations the masquerade never applies to.
+    /// `noMasqueradeCIDRs`: destinations the masquerade never applies to (empty when unreadable:
+    /// see `requireNoMasqueradeCIDRs`).
     public var noMasqueradeCIDRs: [IPNetwork]
     /// GC's `cni.dev/valid-attachments` (or the 1.1.0 tag's `cni.dev/attachments`); nil when the
     /// config has neither, which GC refuses rather than read as "keep nothing".
     public var validAttachments: [Attachment]?
+    /// What was wrong with a key only some verbs use. The verb that uses it refuses the config
+    /// with this error; the others go on without it, so a DEL is never refused over a key only
+    /// ADD reads.
+    var noMasqueradeCIDRsProblem: CNIError?
+    var validAttachmentsProblem: CNIError?
     public var dns: CNIDNS?
     /// `ipam.type`, when there is an `ipam` section.
     public var ipamType: String?
@@ -39,7 +45,8 @@ public struct NetworkConfig: Sendable {
                            details: "a network name matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ and is used as a directory name")
         }
         var config = NetworkConfig(cniVersion: version, name: name, type: try requiredString(json, "type"),
-                                   mtu: nil, ipMasq: false, noMasqueradeCIDRs: [], validAttachments: nil, dns: nil,
+                                   mtu: nil, ipMasq: false, noMasqueradeCIDRs: [], validAttachments: nil,
+                                   noMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil, dns: nil,
                                    ipamType: nil, prevResult: json["prevResult"],
                                    json: json, raw: bytes)
         if let mtu = try optionalInt(json, "mtu"), mtu != 0 {
@@ -49,8 +56,16 @@ public struct NetworkConfig: Sendable {
             config.mtu = mtu
         }
         config.ipMasq = try optionalBool(json, "ipMasq") ?? false
-        config.noMasqueradeCIDRs = try parseNoMasqueradeCIDRs(json["noMasqueradeCIDRs"])
-        config.validAttachments = try parseValidAttachments(json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"])
+        do {
+            config.noMasqueradeCIDRs = try parseNoMasqueradeCIDRs(json["noMasqueradeCIDRs"])
+        } catch {
+            config.noMasqueradeCIDRsProblem = error
+        }
+        do {
+            config.validAttachments = try parseValidAttachments(json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"])
+        } catch {
+            config.validAttachmentsProblem = error
+        }
         if let dns = json["dns"], dns != .null {
             do {
                 config.dns = try CNIDNS(json: dns)
@@ -122,8 +137,15 @@ public struct NetworkConfig: Sendable {
         return result
     }
 
-    /// GC's list of attachments to keep; a config without one is refused (code 7).
+    /// `noMasqueradeCIDRs` for the verb that masquerades (ADD): a bad one is refused (code 7).
+    public func requireNoMasqueradeCIDRs() throws(CNIError) -> [IPNetwork] {
+        if let noMasqueradeCIDRsProblem { throw noMasqueradeCIDRsProblem }
+        return noMasqueradeCIDRs
+    }
+
+    /// GC's list of attachments to keep; a config without one, or with a bad one, is refused (code 7).
     public func requireValidAttachments() throws(CNIError) -> [Attachment] {
+        if let validAttachmentsProblem { throw validAttachmentsProblem }
         guard let validAttachments else {
             throw CNIError(.invalidNetworkConfig, "GC needs \"cni.dev/valid-attachments\" in the config",
                            details: "an empty list removes every attachment of the network; a missing one removes nothing")

@@ -57,7 +57,7 @@ public struct WiringPlan: Sendable, Equatable {
         self.init(pair: pair, addresses: addresses, routes: result.routes)
         if config.ipMasq {
             masquerade = MasqueradePlan(addresses: addresses.map(\.address.address), owner: pair.owner,
-                                        exempt: config.noMasqueradeCIDRs + addresses.map(\.address.masked) + ipamSubnets)
+                                        exempt: try config.requireNoMasqueradeCIDRs() + addresses.map(\.address.masked) + ipamSubnets)
         }
     }
 

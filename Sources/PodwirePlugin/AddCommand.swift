@@ -24,7 +24,7 @@ struct AddCommand {
         let podNamespaceOrError = Result { () throws(CNIError) in try openPodNamespace(environment.netns) }
         let pendingPodSocket = podNamespaceOrError.map { try? PendingRouteSocket(in: $0) }
         let ipam = try IPAMBackend(config: config, environment: environment)
-        try Masquerade.requireUsableName(config)
+        try Masquerade.requireUsableConfig(config)
         let podNamespace = try podNamespaceOrError.get()
         let hostSocket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
         let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(NetlinkError) in

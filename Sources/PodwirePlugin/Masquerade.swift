@@ -8,9 +8,11 @@ import PodWiring
 /// pods' addresses to anywhere but the plan's exempt destinations. One netlink transaction per
 /// ADD or DEL, no exec.
 enum Masquerade {
-    /// The table is named after the network; checked whether or not this ADD gets that far, so a
-    /// network that cannot masquerade is refused before anything is made (code 7).
-    static func requireUsableName(_ config: NetworkConfig) throws(CNIError) {
+    /// `noMasqueradeCIDRs` whether or not `ipMasq` is set, so a typo is reported before it
+    /// matters, and the table's name (named after the network): checked before anything is
+    /// made, so a network that cannot masquerade is refused with nothing to undo (code 7).
+    static func requireUsableConfig(_ config: NetworkConfig) throws(CNIError) {
+        _ = try config.requireNoMasqueradeCIDRs()
         let table = MasqueradeTable(network: config.name)
         if config.ipMasq && table.name.utf8.count > MasqueradeTable.maximumNameLength {
             throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for ipMasq",
