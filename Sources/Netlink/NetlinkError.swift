@@ -51,6 +51,14 @@ public struct NetlinkError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// No route to the destination (ENETUNREACH, EHOSTUNREACH): a route lookup's "none".
+    public var isUnreachable: Bool {
+        switch cause {
+        case .netlink: false
+        case .errno(let code): code == ENETUNREACH || code == EHOSTUNREACH
+        }
+    }
+
     public var isPermissionDenied: Bool {
         switch cause {
         case .netlink(let code): code == NLE_PERM || code == NLE_NOACCESS

@@ -108,23 +108,6 @@ extension RouteSocket {
         return result
     }
 
-    /// The MTU of the link that carries the namespace's preferred IPv4 default route (IPv6 if
-    /// there is none), or nil without a default route.
-    public func defaultRouteLinkMTU() throws(NetlinkError) -> Int? {
-        for family in [IPFamily.v4, .v6] {
-            let defaults = try routes(family: family).filter {
-                $0.destination.prefixLength == 0 && ($0.table ?? 254) == 254 && $0.linkIndex > 0
-            }
-            guard let best = defaults.min(by: { ($0.priority ?? 0) < ($1.priority ?? 0) }) else { continue }
-            var found: OpaquePointer? = nil
-            let rc = rtnl_link_get_kernel(socket, best.linkIndex, nil, &found)
-            if rc < 0 { throw NetlinkError("ip link show index \(best.linkIndex)", netlinkCode: rc) }
-            defer { rtnl_link_put(found) }
-            return Int(rtnl_link_get_mtu(found))
-        }
-        return nil
-    }
-
     private static func buildRoute(_ spec: RouteSpec) throws(NetlinkError) -> OpaquePointer {
         guard let route = rtnl_route_alloc(), let hop = rtnl_route_nh_alloc() else {
             throw NetlinkError("rtnl_route_alloc", errno: ENOMEM)
