@@ -31,6 +31,7 @@ public enum PluginFrame {
             let environment = try CNIEnvironment.parse(variable)
             let config = try NetworkConfig.parse(stdin)
             replyVersion = config.cniVersion
+            for warning in config.warnings { PluginProcess.writeAll(2, Array((warning + "\n").utf8)) }
             return PluginOutcome(stdout: try body(environment, config), exitCode: 0)
         } catch {
             return PluginOutcome(stdout: CNIJSON.encode(ErrorDocument(error, version: replyVersion)), exitCode: 1)

@@ -11,16 +11,24 @@ public struct NetworkConfig: Sendable {
     public var type: String
     public var mtu: Int?
     public var ipMasq: Bool
-    /// `noMasqueradeCIDRs`: destinations the masquerade never applies to (empty when unreadable:
-    /// see `requireNoMasqueradeCIDRs`).
-    public var noMasqueradeCIDRs: [IPNetwork]
+    /// `nonMasqueradeCIDRs` (ip-masq-agent's key; `noMasqueradeCIDRs` is its deprecated alias):
+    /// destinations the masquerade never applies to (empty when unreadable: see
+    /// `requireNonMasqueradeCIDRs`).
+    public var nonMasqueradeCIDRs: [IPNetwork]
+    /// ip-masq-agent's `masqLinkLocal` and `masqLinkLocalIPv6`: false (the default) keeps
+    /// 169.254.0.0/16, respectively fe80::/10, from ever being masqueraded.
+    public var masqLinkLocal: Bool
+    public var masqLinkLocalIPv6: Bool
+    /// What the config does that still works but should change (a deprecated key), one line
+    /// each for stderr: stdout carries only the CNI document.
+    public var warnings: [String]
     /// GC's `cni.dev/valid-attachments` (or the 1.1.0 tag's `cni.dev/attachments`); nil when the
     /// config has neither, which GC refuses rather than read as "keep nothing".
     public var validAttachments: [Attachment]?
     /// What was wrong with a key only some verbs use. The verb that uses it refuses the config
     /// with this error; the others go on without it, so a DEL is never refused over a key only
     /// ADD reads.
-    var noMasqueradeCIDRsProblem: CNIError?
+    var nonMasqueradeCIDRsProblem: CNIError?
     var validAttachmentsProblem: CNIError?
     public var dns: CNIDNS?
     /// `ipam.type`, when there is an `ipam` section.
@@ -45,8 +53,9 @@ public struct NetworkConfig: Sendable {
                            details: "a network name matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ and is used as a directory name")
         }
         var config = NetworkConfig(cniVersion: version, name: name, type: try requiredString(json, "type"),
-                                   mtu: nil, ipMasq: false, noMasqueradeCIDRs: [], validAttachments: nil,
-                                   noMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil, dns: nil,
+                                   mtu: nil, ipMasq: false, nonMasqueradeCIDRs: [], masqLinkLocal: false,
+                                   masqLinkLocalIPv6: false, warnings: [], validAttachments: nil,
+                                   nonMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil, dns: nil,
                                    ipamType: nil, prevResult: json["prevResult"],
                                    json: json, raw: bytes)
         if let mtu = try optionalInt(json, "mtu"), mtu != 0 {
@@ -56,10 +65,12 @@ public struct NetworkConfig: Sendable {
             config.mtu = mtu
         }
         config.ipMasq = try optionalBool(json, "ipMasq") ?? false
+        config.masqLinkLocal = try optionalBool(json, "masqLinkLocal") ?? false
+        config.masqLinkLocalIPv6 = try optionalBool(json, "masqLinkLocalIPv6") ?? false
         do {
-            config.noMasqueradeCIDRs = try parseNoMasqueradeCIDRs(json["noMasqueradeCIDRs"])
+            config.nonMasqueradeCIDRs = try parseNonMasqueradeCIDRs(json, warnings: &config.warnings)
         } catch {
-            config.noMasqueradeCIDRsProblem = error
+            config.nonMasqueradeCIDRsProblem = error
         }
         do {
             config.validAttachments = try parseValidAttachments(json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"])
@@ -97,25 +108,36 @@ public struct NetworkConfig: Sendable {
     }
 
     /// Each entry a CIDR without host bits, so that what is exempt is exactly what was written.
-    static func parseNoMasqueradeCIDRs(_ value: JSONValue?) throws(CNIError) -> [IPNetwork] {
-        guard let value, value != .null else { return [] }
+    /// Errors name the key as the config wrote it.
+    static func parseNonMasqueradeCIDRs(_ json: [String: JSONValue], warnings: inout [String]) throws(CNIError) -> [IPNetwork] {
+        let current = json["nonMasqueradeCIDRs"].flatMap { $0 == .null ? nil : $0 }
+        let legacy = json["noMasqueradeCIDRs"].flatMap { $0 == .null ? nil : $0 }
+        if current != nil && legacy != nil {
+            throw CNIError(.invalidNetworkConfig, "both \"nonMasqueradeCIDRs\" and its deprecated alias \"noMasqueradeCIDRs\" are set",
+                           details: "keep \"nonMasqueradeCIDRs\" only")
+        }
+        if legacy != nil {
+            warnings.append("podwire: \"noMasqueradeCIDRs\" is deprecated and will be removed; name it \"nonMasqueradeCIDRs\", as ip-masq-agent does")
+        }
+        guard let value = current ?? legacy else { return [] }
+        let key = current != nil ? "nonMasqueradeCIDRs" : "noMasqueradeCIDRs"
         guard case .array(let entries) = value else {
-            throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\": expected a list of CIDR strings",
-                           details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+            throw CNIError(.invalidNetworkConfig, "invalid \"\(key)\": expected a list of CIDR strings",
+                           details: "e.g. \"\(key)\": [\"10.244.0.0/16\"]")
         }
         var networks: [IPNetwork] = []
         for (index, entry) in entries.enumerated() {
             guard case .string(let text) = entry else {
-                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \(index): expected a CIDR string",
-                               details: "e.g. \"noMasqueradeCIDRs\": [\"10.244.0.0/16\"]")
+                throw CNIError(.invalidNetworkConfig, "invalid \"\(key)\" entry \(index): expected a CIDR string",
+                               details: "e.g. \"\(key)\": [\"10.244.0.0/16\"]")
             }
             guard let network = IPNetwork(text) else {
-                throw CNIError(.invalidNetworkConfig, "invalid \"noMasqueradeCIDRs\" entry \"\(text)\": not a CIDR",
+                throw CNIError(.invalidNetworkConfig, "invalid \"\(key)\" entry \"\(text)\": not a CIDR",
                                details: "write an address and a prefix length, e.g. 10.244.0.0/16 or fd00:10:244::/48")
             }
             if network.hasHostBits {
                 throw CNIError(.invalidNetworkConfig,
-                               "\"noMasqueradeCIDRs\" entry \(network) has host bits set; did you mean \(network.masked)?")
+                               "\"\(key)\" entry \(network) has host bits set; did you mean \(network.masked)?")
             }
             networks.append(network)
         }
@@ -137,10 +159,10 @@ public struct NetworkConfig: Sendable {
         return result
     }
 
-    /// `noMasqueradeCIDRs` for the verb that masquerades (ADD): a bad one is refused (code 7).
-    public func requireNoMasqueradeCIDRs() throws(CNIError) -> [IPNetwork] {
-        if let noMasqueradeCIDRsProblem { throw noMasqueradeCIDRsProblem }
-        return noMasqueradeCIDRs
+    /// `nonMasqueradeCIDRs` for the verb that masquerades (ADD): a bad one is refused (code 7).
+    public func requireNonMasqueradeCIDRs() throws(CNIError) -> [IPNetwork] {
+        if let nonMasqueradeCIDRsProblem { throw nonMasqueradeCIDRsProblem }
+        return nonMasqueradeCIDRs
     }
 
     /// GC's list of attachments to keep; a config without one, or with a bad one, is refused (code 7).

@@ -57,7 +57,8 @@ public struct WiringPlan: Sendable, Equatable {
         self.init(pair: pair, addresses: addresses, routes: result.routes)
         if config.ipMasq {
             masquerade = MasqueradePlan(addresses: addresses.map(\.address.address), owner: pair.owner,
-                                        exempt: try config.requireNoMasqueradeCIDRs() + addresses.map(\.address.masked) + ipamSubnets)
+                                        exempt: try config.requireNonMasqueradeCIDRs() + MasqueradePlan.linkLocal(config)
+                                            + addresses.map(\.address.masked) + ipamSubnets)
         }
     }
 
@@ -233,7 +234,17 @@ public struct MasqueradePlan: Sendable, Equatable {
     public var addresses: [IPAddress]
     /// The elements' comment.
     public var owner: String
-    /// `noMasqueradeCIDRs` (the cluster's pod CIDR, say, as kind-masq-agent exempts it), each
-    /// pod's own subnet (what ptp exempts) and every IPAM range subnet of the network.
+    /// `nonMasqueradeCIDRs` (the cluster's pod CIDR, say, as ip-masq-agent exempts it), the
+    /// link-local ranges unless `masqLinkLocal` / `masqLinkLocalIPv6`, each pod's own subnet
+    /// (what ptp exempts) and every IPAM range subnet of the network.
     public var exempt: [IPNetwork]
+
+    /// 169.254.0.0/16 and fe80::/10 unless the config asks for them to be masqueraded, as
+    /// ip-masq-agent does: link-local destinations (a cloud's metadata service) see the pod itself.
+    static func linkLocal(_ config: NetworkConfig) -> [IPNetwork] {
+        var ranges: [IPNetwork] = []
+        if !config.masqLinkLocal { ranges.append(IPNetwork("169.254.0.0/16")!) }
+        if !config.masqLinkLocalIPv6 { ranges.append(IPNetwork("fe80::/10")!) }
+        return ranges
+    }
 }

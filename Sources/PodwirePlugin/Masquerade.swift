@@ -8,11 +8,11 @@ import PodWiring
 /// pods' addresses to anywhere but the plan's exempt destinations. One netlink transaction per
 /// ADD or DEL, no exec.
 enum Masquerade {
-    /// `noMasqueradeCIDRs` whether or not `ipMasq` is set, so a typo is reported before it
+    /// `nonMasqueradeCIDRs` whether or not `ipMasq` is set, so a typo is reported before it
     /// matters, and the table's name (named after the network): checked before anything is
     /// made, so a network that cannot masquerade is refused with nothing to undo (code 7).
     static func requireUsableConfig(_ config: NetworkConfig) throws(CNIError) {
-        _ = try config.requireNoMasqueradeCIDRs()
+        _ = try config.requireNonMasqueradeCIDRs()
         let table = MasqueradeTable(network: config.name)
         if config.ipMasq && table.name.utf8.count > MasqueradeTable.maximumNameLength {
             throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for ipMasq",

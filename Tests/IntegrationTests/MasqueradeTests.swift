@@ -34,8 +34,8 @@ struct MasqueradeTests {
         #expect(try node.masqRules() == Self.rules)
         #expect(try node.masqMembers() == ["10.244.1.2 pod-a/eth0"])
         #expect(try node.masqMembers("masq6").isEmpty)
-        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24"])
-        #expect(try node.nftSetElements(set: "exempt6").isEmpty)
+        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24", "169.254.0.0/16"])
+        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fe80::/10"])
     }
 
     @Test("without ipMasq the pod's own address reaches the outside, and no table is made", arguments: VersionCase.builtInOnly)
@@ -84,7 +84,7 @@ struct MasqueradeTests {
         }
         #expect(try node.echoSenders(inPod: "outside") == [Masq.nodeOutside: 1, Masq.nodeOutside6: 1])
         #expect(try node.masqMembers("masq6") == ["fd00:10:244:1::2 pod-a/eth0"])
-        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fd00:10:244:1::/64"])
+        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fd00:10:244:1::/64", "fe80::/10"])
     }
 
     // MARK: The table across ADDs
@@ -115,7 +115,7 @@ struct MasqueradeTests {
         let members = try node.nftSetElements(set: "masq4")
         #expect(members.count == pods.count, "\(members)")
         #expect(Set(members.compactMap(\.comment)) == Set(pods.map { "\($0)/eth0" }))
-        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24"])
+        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24", "169.254.0.0/16"])
         // Each element is the address IPAM gave that pod.
         for pod in [first[0], sequential[0], burst[0]] {
             let address = try #require(try node.addresses(of: "eth0", inPod: pod).first?.local)
@@ -139,7 +139,7 @@ struct MasqueradeTests {
         try cni.expectAddSucceeded(try cni.add(pod: "pod-b"))
         #expect(try node.check(["nft", "list", "chain", "inet", Masq.table, "postrouting"]).split(separator: "\n")
                     .filter { $0.contains("saddr") || $0.contains("counter") }.map { $0.trimmingCharacters(in: .whitespaces) } == Self.rules)
-        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24"])
+        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24", "169.254.0.0/16"])
         #expect(try node.masqMembers() == ["10.244.1.2 pod-a/eth0", "10.244.1.3 pod-b/eth0"])
     }
 
@@ -154,8 +154,8 @@ struct MasqueradeTests {
         try node.addPod("pod-a")
         try cni.expectAddSucceeded(try cni.add(pod: "pod-a"))
         // The IPAM subnet 10.244.1.0/24 lies inside 10.244.0.0/16: one interval.
-        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.0.0/16", "198.51.100.0/24"])
-        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fd00:10:244::/48"])
+        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.0.0/16", "169.254.0.0/16", "198.51.100.0/24"])
+        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fd00:10:244::/48", "fe80::/10"])
 
         var ping = try node.ping(from: "pod-a", to: Masq.outside)
         #expect(ping.succeeded, "\(ping)")
@@ -165,8 +165,8 @@ struct MasqueradeTests {
         try node.addPod("pod-b")
         try cni.expectAddSucceeded(try cni.exec("ADD", containerID: "pod-b", netns: node.netnsPath("pod-b"), ifname: "eth0",
                                                 config: Masq.config(for: plugin)))
-        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24"])
-        #expect(try node.nftSetElements(set: "exempt6").isEmpty)
+        #expect(try node.nftSetElements(set: "exempt4").map(\.value) == ["10.244.1.0/24", "169.254.0.0/16"])
+        #expect(try node.nftSetElements(set: "exempt6").map(\.value) == ["fe80::/10"])
         ping = try node.ping(from: "pod-a", to: Masq.outside)
         #expect(ping.succeeded, "\(ping)")
         #expect(try node.echoSenders(inPod: "outside") == ["10.244.1.2": 1, Masq.nodeOutside: 1])

@@ -93,15 +93,25 @@ struct WiringPlanTests {
         #expect(plan.podRoutes.filter { $0.role == .ipam }.map(\.description) == ["198.51.100.0/24 via 10.244.1.254 metric 5 table 100"])
     }
 
-    @Test("ipMasq: the pod's addresses, its owner, and every exempt destination")
+    @Test("ipMasq: the pod's addresses, its owner, and every exempt destination, link-local included")
     func masquerade() throws {
-        let config = try Self.config(#", "ipMasq": true, "noMasqueradeCIDRs": ["10.244.0.0/16"]"#)
+        let config = try Self.config(#", "ipMasq": true, "nonMasqueradeCIDRs": ["10.244.0.0/16"]"#)
         let plan = try WiringPlan(pair: Self.pair(), ipam: Self.allocation([("10.244.1.2/24", "10.244.1.1")]),
                                   config: config, ipamSubnets: [IPNetwork("10.244.1.0/24")!])
         let masquerade = try #require(plan.masquerade)
         #expect(masquerade.addresses == [IPAddress("10.244.1.2")!])
         #expect(masquerade.owner == "pod-a/eth0")
-        #expect(masquerade.exempt == [IPNetwork("10.244.0.0/16")!, IPNetwork("10.244.1.0/24")!, IPNetwork("10.244.1.0/24")!])
+        #expect(masquerade.exempt == ["10.244.0.0/16", "169.254.0.0/16", "fe80::/10", "10.244.1.0/24", "10.244.1.0/24"].map { IPNetwork($0)! })
+    }
+
+    @Test("masqLinkLocal / masqLinkLocalIPv6 take their range out of the exempt destinations")
+    func masqueradeLinkLocal() throws {
+        let result = Self.allocation([("10.244.1.2/24", "10.244.1.1")])
+        let v4 = try WiringPlan(pair: Self.pair(), ipam: result, config: Self.config(#", "ipMasq": true, "masqLinkLocal": true"#), ipamSubnets: [])
+        #expect(v4.masquerade?.exempt == ["fe80::/10", "10.244.1.0/24"].map { IPNetwork($0)! })
+        let both = try WiringPlan(pair: Self.pair(), ipam: result,
+                                  config: Self.config(#", "ipMasq": true, "masqLinkLocal": true, "masqLinkLocalIPv6": true"#), ipamSubnets: [])
+        #expect(both.masquerade?.exempt == [IPNetwork("10.244.1.0/24")!])
     }
 
     @Test("an IPAM answer that cannot be wired is refused with code 7",
