@@ -2,8 +2,9 @@ import CNIProtocol
 import NetAddress
 
 /// Everything one attachment puts in the kernel, computed once from the config, the CNI
-/// environment and the IPAM answer, before (or without) touching the kernel: ADD applies it,
-/// CHECK compares the live state with it, and DEL removes what it names.
+/// environment and the IPAM answer, before (or without) touching the kernel: ADD applies it and
+/// CHECK compares the live state with it. DEL and GC, which have no IPAM answer, find what ADD
+/// made by the pair's derived names and `HostVethOwner`, and the addresses in the IPAM store.
 ///
 /// For a pod given 10.244.1.2/24 with gateway 10.244.1.1 (the seed article's pod):
 ///
