@@ -92,11 +92,14 @@ package enum NFT {
 
     package struct Element: Sendable {
         package var key: [UInt8]
+        /// A map element's data (NFTA_SET_ELEM_DATA); nil in a set.
+        package var data: [UInt8]?
         package var intervalEnd = false
         package var comment: String?
 
-        package init(key: [UInt8], intervalEnd: Bool = false, comment: String? = nil) {
+        package init(key: [UInt8], data: [UInt8]? = nil, intervalEnd: Bool = false, comment: String? = nil) {
             self.key = key
+            self.data = data
             self.intervalEnd = intervalEnd
             self.comment = comment
         }
@@ -124,6 +127,7 @@ package enum NFT {
         var attributes: [Attribute] = []
         if element.intervalEnd { attributes.append(.u32(attr(NFTA_SET_ELEM_FLAGS), UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue))) }
         attributes.append(.nest(attr(NFTA_SET_ELEM_KEY), [.bytes(attr(NFTA_DATA_VALUE), element.key)]))
+        if let data = element.data { attributes.append(.nest(attr(NFTA_SET_ELEM_DATA), [.bytes(attr(NFTA_DATA_VALUE), data)])) }
         if let comment = element.comment { attributes.append(.bytes(attr(NFTA_SET_ELEM_USERDATA), commentUserdata(comment))) }
         return .nest(UInt16(NFTA_LIST_ELEM.rawValue), attributes)
     }
@@ -168,7 +172,7 @@ package enum NFT {
                    what: "nft list set inet \(table) \(set)")
     }
 
-    /// The elements in a GETSETELEM dump: key bytes, interval-end flag, comment.
+    /// The elements in a GETSETELEM dump: key bytes, a map's data bytes, interval-end flag, comment.
     package static func parseElements(_ replies: [NFTReply]) -> [Element] {
         var result: [Element] = []
         for reply in replies {
@@ -178,6 +182,7 @@ package enum NFT {
                 guard let key = fields[attr(NFTA_SET_ELEM_KEY)]?.nested[attr(NFTA_DATA_VALUE)] else { continue }
                 let flags = fields[attr(NFTA_SET_ELEM_FLAGS)]?.u32 ?? 0
                 result.append(Element(key: Array(key.payload),
+                                      data: fields[attr(NFTA_SET_ELEM_DATA)]?.nested[attr(NFTA_DATA_VALUE)].map { Array($0.payload) },
                                       intervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0,
                                       comment: fields[attr(NFTA_SET_ELEM_USERDATA)].flatMap { comment(inUserdata: $0.payload) }))
             }
