@@ -244,8 +244,9 @@ public struct MasqueradePlan: Sendable, Equatable {
     /// ip-masq-agent does: link-local destinations (a cloud's metadata service) see the pod itself.
     static func linkLocal(_ config: NetworkConfig) -> [IPNetwork] {
         var ranges: [IPNetwork] = []
-        if !config.masqLinkLocal { ranges.append(IPNetwork("169.254.0.0/16")!) }
-        if !config.masqLinkLocalIPv6 { ranges.append(IPNetwork("fe80::/10")!) }
+        // Built from their bits, not parsed from text on every ADD.
+        if !config.masqLinkLocal { ranges.append(IPNetwork(address: .v4(IPv4Address(0xa9fe_0000)), prefixLength: 16)!) }
+        if !config.masqLinkLocalIPv6 { ranges.append(IPNetwork(address: .v6(IPv6Address(high: 0xfe80_0000_0000_0000, low: 0)), prefixLength: 10)!) }
         return ranges
     }
 }
