@@ -181,10 +181,3 @@ struct AddCommand {
         }
     }
 }
-
-extension LinkInfo {
-    /// Whose this link is, by the one rule ADD, DEL and GC share (`HostVethOwner`).
-    func owner(network: String) -> HostVethOwner? {
-        HostVethOwner.of(kind: kind, name: name, mac: mac, alias: alias, network: network)
-    }
-}

@@ -68,24 +68,19 @@ struct ReceivedAttribute: Sendable {
     var type: UInt16
     var payload: ArraySlice<UInt8>
 
-    /// The attributes in `bytes`; a truncated or malformed tail is ignored.
+    /// The attributes in `bytes`, walked by `NetlinkMessage.Attributes`, each payload kept as a
+    /// slice of `bytes` (nf_tables replies outlive the receive buffer); a truncated or malformed
+    /// tail is ignored.
     static func parse(_ bytes: ArraySlice<UInt8>) -> [ReceivedAttribute] {
-        var result: [ReceivedAttribute] = []
-        var offset = bytes.startIndex
-        while offset + 4 <= bytes.endIndex {
-            let length = Int(readHost(UInt16.self, bytes, at: offset))
-            let type = readHost(UInt16.self, bytes, at: offset + 2) & CNFTables_NLA_TYPE_MASK
-            guard length >= 4, offset + length <= bytes.endIndex else { break }
-            result.append(ReceivedAttribute(type: type, payload: bytes[(offset + 4)..<(offset + length)]))
-            offset += (length + 3) & ~3
+        bytes.withUnsafeBytes { raw in
+            var result: [ReceivedAttribute] = []
+            guard let base = raw.baseAddress else { return result }
+            for attribute in NetlinkMessage.Attributes(raw) {
+                let start = bytes.startIndex + (attribute.payload.baseAddress.map { $0 - base } ?? 0)
+                result.append(ReceivedAttribute(type: attribute.type, payload: bytes[start..<start + attribute.payload.count]))
+            }
+            return result
         }
-        return result
-    }
-
-    /// A 32-bit value in host byte order, as rtnetlink sends them.
-    var hostInt32: Int32? {
-        guard payload.count >= 4 else { return nil }
-        return readHost(Int32.self, payload, at: payload.startIndex)
     }
 
     /// A 32-bit value in network byte order, as nf_tables sends them.
@@ -109,12 +104,4 @@ extension Array where Element == ReceivedAttribute {
 /// Netlink headers are in host byte order (only nf_tables payloads are big-endian).
 func hostBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     withUnsafeBytes(of: value) { Array($0) }
-}
-
-func readHost<T: FixedWidthInteger>(_ type: T.Type, _ bytes: ArraySlice<UInt8>, at offset: Int) -> T {
-    var value = T.zero
-    withUnsafeMutableBytes(of: &value) { raw in
-        for index in 0..<MemoryLayout<T>.size { raw[index] = bytes[offset + index] }
-    }
-    return value
 }

@@ -58,7 +58,6 @@ struct NetlinkMessage {
     static func aligned(_ length: Int) -> Int { (length + 3) & ~3 }
 
     var isError: Bool { type == UInt16(NLMSG_ERROR) }
-    var isDone: Bool { type == UInt16(NLMSG_DONE) }
 
     /// An NLMSG_ERROR's errno (positive; 0 for an ack); nil for any other message. A truncated
     /// one reads as EBADMSG.
