@@ -15,7 +15,8 @@ PODWIRE_DEPS=(
     containernetworking-plugins                        # host-local and friends in /usr/lib/cni
     iptables                                           # portmap's nat rules in the chaining tests
     nftables                                           # nft, to read back ipMasq's table in the tests
-    strace                                             # kill-before-every-write crash tests
+    strace                                             # kill-before-every-write crash tests, the no-exec trace
+    conntrack                                          # conntrack -I / -L in the ctnetlink kernel tests
     e2fsprogs                                          # chattr, for the store tests of immutable files
     python3 gcc                                        # the benchmark driver and its floor probes
 )

@@ -11,6 +11,8 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 
 /* Function-like or aliased macros Swift does not import. */
 static const unsigned short CNFTables_MSG_BATCH_BEGIN = NFNL_MSG_BATCH_BEGIN;
