@@ -59,6 +59,10 @@ public struct NetlinkError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// An nf_tables batch made conditional on a generation (`NFTSocket.commit(_:ifGeneration:)`)
+    /// found the ruleset changed since (ERESTART): read again and retry.
+    public var isGenerationChanged: Bool { cause == .errno(ERESTART) }
+
     public var isPermissionDenied: Bool {
         switch cause {
         case .netlink(let code): code == NLE_PERM || code == NLE_NOACCESS

@@ -258,3 +258,57 @@ extension NFT {
         return expression("nat", data)
     }
 }
+
+// MARK: The loopback guard and optimistic transactions
+
+extension NFT {
+    /// `iifname != "<name>"`: the interface name compared as nft pads it, to 16 bytes.
+    package static func inputInterfaceNameIsNot(_ name: String) -> [NFTExpression] {
+        var padded = Array(name.utf8.prefix(15))
+        padded += [UInt8](repeating: 0, count: 16 - padded.count)
+        return [meta(UInt32(NFT_META_IIFNAME.rawValue), into: register1), compare(equal: false, padded)]
+    }
+
+    /// `ct state ! established,related`: the state bits (host-endian, as the kernel stores them)
+    /// masked with ESTABLISHED | RELATED and compared with zero.
+    package static func connectionIsNeitherEstablishedNorRelated() -> [NFTExpression] {
+        // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED) (linux/netfilter/nf_conntrack_common.h)
+        let establishedOrRelated: UInt32 = 1 << 1 | 1 << 2
+        // Key before register, in nft's order.
+        return [expression("ct", [.u32(attr(NFTA_CT_KEY), UInt32(NFT_CT_STATE.rawValue)), .u32(attr(NFTA_CT_DREG), register1)]),
+                bitwise(mask: hostBytes(establishedOrRelated)),
+                compare(equal: true, hostBytes(UInt32(0)))]
+    }
+
+    /// `drop`: an immediate verdict NF_DROP.
+    package static func drop() -> NFTExpression {
+        expression("immediate", [
+            .u32(attr(NFTA_IMMEDIATE_DREG), UInt32(NFT_REG_VERDICT.rawValue)),
+            .nest(attr(NFTA_IMMEDIATE_DATA), [.nest(attr(NFTA_DATA_VERDICT), [.u32(attr(NFTA_VERDICT_CODE), UInt32(NF_DROP))])]),
+        ])
+    }
+
+    /// `nft list ruleset`'s generation: the number the kernel bumps at every committed
+    /// transaction, which `NFTSocket.commit(_:ifGeneration:)` makes a batch conditional on.
+    package static func getGeneration() -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETGEN.rawValue, attributes: [], what: "nft list ruleset (its generation)")
+    }
+
+    /// The generation in a GETGEN reply.
+    package static func generation(_ replies: [NFTReply]) -> UInt32? {
+        replies.first?.attributes[attr(NFTA_GEN_ID)]?.u32
+    }
+
+    /// `nft list table inet <table>`'s rules: every rule of every chain of the table, each reply
+    /// naming its chain (`ruleChain`).
+    package static func dumpTableRules(_ table: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETRULE.rawValue, flags: Int32(NLM_F_DUMP),
+                   attributes: [.string(attr(NFTA_RULE_TABLE), table)],
+                   what: "nft list table inet \(table)")
+    }
+
+    /// The chain a dumped rule belongs to.
+    package static func ruleChain(_ reply: NFTReply) -> String? {
+        reply.attributes[attr(NFTA_RULE_CHAIN)]?.string
+    }
+}

@@ -14,11 +14,12 @@ package enum NFT {
 
     /// A base chain's hook in an inet table.
     package enum Hook: Sendable {
-        case prerouting, output, postrouting
+        case prerouting, input, output, postrouting
 
         var number: UInt32 {
             switch self {
             case .prerouting: UInt32(NF_INET_PRE_ROUTING.rawValue)
+            case .input: UInt32(NF_INET_LOCAL_IN.rawValue)
             case .output: UInt32(NF_INET_LOCAL_OUT.rawValue)
             case .postrouting: UInt32(NF_INET_POST_ROUTING.rawValue)
             }

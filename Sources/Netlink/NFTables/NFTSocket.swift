@@ -53,12 +53,16 @@ package final class NFTSocket {
 
     /// Sends `requests` as one transaction and waits for every ack. The first request the kernel
     /// refused becomes the error (later refusals usually follow from it).
-    package func commit(_ requests: [NFTRequest]) throws(NetlinkError) {
+    ///
+    /// With `ifGeneration`, the kernel applies the batch only if the ruleset is still at that
+    /// generation (`NFT.getGeneration`), else refuses all of it with ERESTART: what was read
+    /// before deciding what to write is then known unchanged when the write lands.
+    package func commit(_ requests: [NFTRequest], ifGeneration generation: UInt32? = nil) throws(NetlinkError) {
         guard !requests.isEmpty else { return }
         // BATCH_BEGIN takes the first sequence number, the requests the next ones, BATCH_END the last.
         let first = sequence &+ 1
         sequence &+= UInt32(truncatingIfNeeded: requests.count + 2)
-        try send(Self.encodeBatch(requests, firstSequence: first), what: requests[0].what)
+        try send(Self.encodeBatch(requests, firstSequence: first, generation: generation), what: requests[0].what)
         var pending: [UInt32: String] = [:]
         for (index, request) in requests.enumerated() {
             pending[first &+ 1 &+ UInt32(truncatingIfNeeded: index)] = request.what
@@ -153,11 +157,13 @@ package final class NFTSocket {
 
     /// The bytes `commit` sends for `requests`: BATCH_BEGIN with sequence number `firstSequence`,
     /// each request (with NLM_F_REQUEST and NLM_F_ACK) numbered from the next one, then BATCH_END.
-    static func encodeBatch(_ requests: [NFTRequest], firstSequence: UInt32) -> [UInt8] {
+    static func encodeBatch(_ requests: [NFTRequest], firstSequence: UInt32, generation: UInt32? = nil) -> [UInt8] {
         var buffer: [UInt8] = []
         var sequence = firstSequence
+        // NFNL_BATCH_GENID (linux/netfilter/nfnetlink.h), big-endian like every nfnetlink u32.
+        let condition = generation.map { [NetlinkAttribute.u32(UInt16(NFNL_BATCH_GENID.rawValue), $0)] } ?? []
         appendMessage(&buffer, type: UInt16(CNFTables_MSG_BATCH_BEGIN), flags: Int32(NLM_F_REQUEST), sequence: sequence,
-                      family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES), attributes: [])
+                      family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES), attributes: condition)
         for request in requests {
             sequence &+= 1
             appendMessage(&buffer, type: messageType(request.message),

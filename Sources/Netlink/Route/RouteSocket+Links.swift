@@ -145,8 +145,11 @@ extension RouteSocket {
     /// `ip link set dev <index> [alias <alias>] up`, in one request; with `ipv4Forwarding`, also
     /// `sysctl net.ipv4.conf.<dev>.forwarding=1` in the same request (IFLA_INET_CONF): the kernel
     /// sets the interface's flag as the sysctl would, without a /proc/sys path walk per pod.
-    public func setUp(linkIndex: Int32, alias: String? = nil, ipv4Forwarding: Bool = false) throws(NetlinkError) {
-        let request = try Self.setUpRequest(linkIndex: linkIndex, alias: alias, ipv4Forwarding: ipv4Forwarding)
+    ///
+    /// With `routeLocalnet`, also `sysctl net.ipv4.conf.<dev>.route_localnet=1`, so packets from
+    /// and to 127.0.0.0/8 may be routed through the link (hostPorts reached on 127.0.0.1).
+    public func setUp(linkIndex: Int32, alias: String? = nil, ipv4Forwarding: Bool = false, routeLocalnet: Bool = false) throws(NetlinkError) {
+        let request = try Self.setUpRequest(linkIndex: linkIndex, alias: alias, ipv4Forwarding: ipv4Forwarding, routeLocalnet: routeLocalnet)
         try submit(Self.setUpOperation(linkIndex: linkIndex, alias: alias, ipv4Forwarding: ipv4Forwarding)) {
             $0.pointee = request
             return 0
@@ -154,11 +157,12 @@ extension RouteSocket {
     }
 
     /// The RTM_NEWLINK request `setUp` sends, built by libnl (the caller owns it).
-    static func setUpRequest(linkIndex: Int32, alias: String?, ipv4Forwarding: Bool) throws(NetlinkError) -> OpaquePointer {
+    static func setUpRequest(linkIndex: Int32, alias: String?, ipv4Forwarding: Bool, routeLocalnet: Bool = false) throws(NetlinkError) -> OpaquePointer {
         try changeLinkRequest(index: linkIndex,
                               operation: setUpOperation(linkIndex: linkIndex, alias: alias, ipv4Forwarding: ipv4Forwarding)) {
             if let alias { rtnl_link_set_ifalias($0, alias) }
             if ipv4Forwarding { _ = rtnl_link_inet_set_conf($0, UInt32(IPV4_DEVCONF_FORWARDING), 1) }
+            if routeLocalnet { _ = rtnl_link_inet_set_conf($0, UInt32(IPV4_DEVCONF_ROUTE_LOCALNET), 1) }
             rtnl_link_set_flags($0, UInt32(IFF_UP))
         }
     }
