@@ -45,7 +45,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/libnl3"])],
                 linkerSettings: netlinkLinkerSettings),
         // podwire's nftables tables (the masquerade), built from Netlink's nftables verbs.
-        .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress"]),
+        .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress", "PodWiring", "CNIProtocol"]),
 
         // The process frame every plugin binary shares: environment and stdin in, one document out.
         .target(name: "CNIPlugin", dependencies: ["CNIProtocol", "LinuxSystem"]),

@@ -24,6 +24,8 @@ public struct CNIErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let addressUnavailable = CNIErrorCode(rawValue: 103)
     /// CHECK found the attachment's live state differs from its result.
     public static let checkFailed = CNIErrorCode(rawValue: 104)
+    /// A hostPort asked for is held by another live attachment (the first keeps it).
+    public static let hostPortTaken = CNIErrorCode(rawValue: 105)
 
     public var description: String { String(rawValue) }
 }

@@ -30,6 +30,10 @@ public struct NetworkConfig: Sendable {
     /// ADD reads.
     var nonMasqueradeCIDRsProblem: CNIError?
     var validAttachmentsProblem: CNIError?
+    /// `runtimeConfig.portMappings` (the `portMappings` capability); empty when the runtime sent
+    /// none or when unreadable (see `requirePortMappings`).
+    public var portMappings: [PortMapping]
+    var portMappingsProblem: CNIError?
     public var dns: CNIDNS?
     /// `ipam.type`, when there is an `ipam` section.
     public var ipamType: String?
@@ -55,7 +59,8 @@ public struct NetworkConfig: Sendable {
         var config = NetworkConfig(cniVersion: version, name: name, type: try requiredString(json, "type"),
                                    mtu: nil, ipMasq: false, nonMasqueradeCIDRs: [], masqLinkLocal: false,
                                    masqLinkLocalIPv6: false, warnings: [], validAttachments: nil,
-                                   nonMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil, dns: nil,
+                                   nonMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil,
+                                   portMappings: [], portMappingsProblem: nil, dns: nil,
                                    ipamType: nil, prevResult: json["prevResult"],
                                    json: json, raw: bytes)
         if let mtu = try optionalInt(json, "mtu"), mtu != 0 {
@@ -76,6 +81,13 @@ public struct NetworkConfig: Sendable {
             config.validAttachments = try parseValidAttachments(json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"])
         } catch {
             config.validAttachmentsProblem = error
+        }
+        if case .object(let runtimeConfig)? = json["runtimeConfig"], let mappings = runtimeConfig["portMappings"], mappings != .null {
+            do {
+                config.portMappings = try PortMapping.parseList(mappings)
+            } catch {
+                config.portMappingsProblem = error
+            }
         }
         if let dns = json["dns"], dns != .null {
             do {
@@ -163,6 +175,13 @@ public struct NetworkConfig: Sendable {
     public func requireNonMasqueradeCIDRs() throws(CNIError) -> [IPNetwork] {
         if let nonMasqueradeCIDRsProblem { throw nonMasqueradeCIDRsProblem }
         return nonMasqueradeCIDRs
+    }
+
+    /// The hostPorts for the verbs that map them (ADD, CHECK): a bad list is refused (code 7).
+    /// DEL does not ask: it removes what the attachment holds whatever the list says.
+    public func requirePortMappings() throws(CNIError) -> [PortMapping] {
+        if let portMappingsProblem { throw portMappingsProblem }
+        return portMappings
     }
 
     /// GC's list of attachments to keep; a config without one, or with a bad one, is refused (code 7).

@@ -190,6 +190,14 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var bitWidth: Int { family.bitWidth }
 
+    /// `0.0.0.0` or `::`.
+    public var isUnspecified: Bool {
+        switch self {
+        case .v4(let a): a.value == 0
+        case .v6(let a): a.high == 0 && a.low == 0
+        }
+    }
+
     public var bytes: [UInt8] {
         switch self {
         case .v4(let a): a.bytes

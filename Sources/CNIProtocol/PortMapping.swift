@@ -1,0 +1,142 @@
+import NetAddress
+
+/// One entry of the `portMappings` capability: a node port forwarded to a port of the pod.
+///
+/// Runtimes spell the keys differently: containerd (go-cni, no JSON tags) sends `HostPort`,
+/// `ContainerPort`, `Protocol`, `HostIP`; CRI-O and podman send `hostPort`... in camelCase. Go's
+/// decoder ignores case, so every runtime expects a plugin to: keys are matched without case.
+public struct PortMapping: Hashable, Sendable {
+    /// Which of the node's addresses the port is opened on.
+    public enum HostAddress: Hashable, Sendable {
+        /// `hostIP` absent or "": every address of every family the pod has.
+        case all
+        /// `0.0.0.0` or `::`: every address of that family (as the reference portmap reads them).
+        case allOf(IPFamily)
+        case address(IPAddress)
+
+        /// Whether the mapping opens the port on addresses of `family`.
+        public func covers(_ family: IPFamily) -> Bool {
+            switch self {
+            case .all: true
+            case .allOf(let only): only == family
+            case .address(let address): address.family == family
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .all: "all addresses"
+            case .allOf(let family): family == .v4 ? "0.0.0.0" : "::"
+            case .address(let address): address.description
+            }
+        }
+    }
+
+    public enum TransportProtocol: String, Hashable, Sendable {
+        case tcp, udp, sctp
+
+        /// The IP protocol number (`meta l4proto`).
+        public var number: UInt8 {
+            switch self {
+            case .tcp: 6
+            case .udp: 17
+            case .sctp: 132
+            }
+        }
+
+        public init?(number: UInt8) {
+            switch number {
+            case 6: self = .tcp
+            case 17: self = .udp
+            case 132: self = .sctp
+            default: return nil
+            }
+        }
+    }
+
+    public var hostAddress: HostAddress
+    public var proto: TransportProtocol
+    public var hostPort: UInt16
+    public var containerPort: UInt16
+
+    public init(hostAddress: HostAddress = .all, proto: TransportProtocol, hostPort: UInt16, containerPort: UInt16) {
+        self.hostAddress = hostAddress
+        self.proto = proto
+        self.hostPort = hostPort
+        self.containerPort = containerPort
+    }
+
+    /// `tcp/8080` or `198.51.100.2:tcp/8080`, as errors name a port.
+    public var hostText: String {
+        switch hostAddress {
+        case .all: "\(proto.rawValue)/\(hostPort)"
+        case .allOf, .address: "\(hostAddress.description):\(proto.rawValue)/\(hostPort)"
+        }
+    }
+
+    /// `runtimeConfig.portMappings`, each entry checked; repeated entries are kept once, and one
+    /// host port mapped to two container ports is refused. Every error is code 7 and names the
+    /// entry.
+    public static func parseList(_ value: JSONValue) throws(CNIError) -> [PortMapping] {
+        guard case .array(let entries) = value else {
+            throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings: expected a list",
+                           details: "e.g. [{\"hostPort\": 8080, \"containerPort\": 80, \"protocol\": \"tcp\"}]")
+        }
+        var mappings: [PortMapping] = []
+        for (index, entry) in entries.enumerated() {
+            let mapping = try parse(entry, index: index)
+            if let other = mappings.first(where: { $0.hostAddress == mapping.hostAddress && $0.proto == mapping.proto && $0.hostPort == mapping.hostPort }) {
+                if other.containerPort == mapping.containerPort { continue }
+                throw CNIError(.invalidNetworkConfig,
+                               "runtimeConfig.portMappings maps host port \(mapping.hostText) twice, to container ports \(other.containerPort) and \(mapping.containerPort)")
+            }
+            mappings.append(mapping)
+        }
+        return mappings
+    }
+
+    static func parse(_ entry: JSONValue, index: Int) throws(CNIError) -> PortMapping {
+        guard case .object(let object) = entry else {
+            throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): expected an object")
+        }
+        var fields: [String: JSONValue] = [:]
+        for (key, value) in object { fields[key.lowercased()] = value }
+        func port(_ key: String, _ name: String) throws(CNIError) -> UInt16 {
+            guard case .number(let number)? = fields[key], number.rounded() == number, number >= 1, number <= 65535 else {
+                throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(name)\" must be a port number from 1 to 65535",
+                               details: "the entry is \(String(decoding: JSONWriter.write(entry), as: UTF8.self))")
+            }
+            return UInt16(number)
+        }
+        let hostPort = try port("hostport", "hostPort")
+        let containerPort = try port("containerport", "containerPort")
+
+        let proto: TransportProtocol
+        switch fields["protocol"] {
+        case nil, .null?, .string("")?:
+            proto = .tcp // Kubernetes' default
+        case .string(let text)?:
+            guard let known = TransportProtocol(rawValue: text.lowercased()) else {
+                throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): unknown protocol \"\(text)\"",
+                               details: "protocol is tcp, udp or sctp")
+            }
+            proto = known
+        default:
+            throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"protocol\" must be a string")
+        }
+
+        let hostAddress: HostAddress
+        switch fields["hostip"] {
+        case nil, .null?, .string("")?:
+            hostAddress = .all
+        case .string(let text)?:
+            guard let address = IPAddress(text) else {
+                throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): hostIP \"\(text)\" is not an IP address")
+            }
+            hostAddress = address.isUnspecified ? .allOf(address.family) : .address(address)
+        default:
+            throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"hostIP\" must be a string")
+        }
+        return PortMapping(hostAddress: hostAddress, proto: proto, hostPort: hostPort, containerPort: containerPort)
+    }
+}

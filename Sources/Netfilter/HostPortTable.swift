@@ -1,0 +1,539 @@
+import NetAddress
+import Netlink
+import CNIProtocol
+import PodWiring
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The hostPorts of one CNI network, in the network's nftables table (the masquerade's, see
+/// `MasqueradeTable`) beside the masquerade's sets and chain:
+///
+///     table inet podwire-<network> {
+///         map hp4    { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }  # hostIP given
+///         map hp4any { type inet_proto . inet_service : ipv4_addr . inet_service; }              # every address
+///         map hp6    { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+///         map hp6any { type inet_proto . inet_service : ipv6_addr . inet_service; }
+///         set hpsnat4 { type ipv4_addr . ipv4_addr; }   # pod . pod (hairpin), 127.0.0.1 . pod
+///         set hpsnat6 { type ipv6_addr . ipv6_addr; }   # pod . pod
+///         chain hostports {
+///             dnat ip to ip daddr . meta l4proto . th dport map @hp4
+///             dnat ip to meta l4proto . th dport map @hp4any
+///             dnat ip6 to ip6 daddr . meta l4proto . th dport map @hp6
+///             dnat ip6 to meta l4proto . th dport map @hp6any
+///         }
+///         chain hpprerouting { type nat hook prerouting priority dstnat; fib daddr type local jump hostports }
+///         chain hpoutput { type nat hook output priority -100; fib daddr type local jump hostports }
+///         chain hppostrouting {
+///             type nat hook postrouting priority srcnat;
+///             ip saddr . ip daddr @hpsnat4 masquerade
+///             ip6 saddr . ip6 daddr @hpsnat6 masquerade
+///         }
+///         chain hpinput {
+///             type filter hook input priority filter;
+///             iifname != "lo" ip daddr 127.0.0.0/8 ct state ! established,related drop
+///         }
+///     }
+///
+/// Each map element is commented with its owner ("<containerID>/<ifname>"), so a port's holder
+/// can be named, and DEL and GC remove exactly an attachment's elements. A pod costs a few
+/// elements, never a rule: an ADD or DEL is one small transaction whatever the number of pods.
+///
+/// - `fib daddr type local` keeps the maps to packets for the node's own addresses: a packet
+///   a pod sends through the node to some other host's port 53 is not hijacked (the
+///   reference portmap's GHSA-jv3w-x3r3-g6rm).
+/// - `hpinput` is the guard that goes with route_localnet (set on hostPort pods' host veths so
+///   127.0.0.1 can be forwarded): without it a pod could open connections to services the
+///   node binds to 127.0.0.1 only (CVE-2020-8558). It is kube-proxy's rule, limited to
+///   packets that did not come from the node itself.
+///
+/// A port held by another attachment is refused, never stolen: the holders are read and the
+/// transaction made conditional on the ruleset's generation, so two ADDs racing for a port
+/// cannot both win (the loser reads again and finds the winner).
+public final class HostPortTable {
+    public let network: String
+    private var openSocket: NFTSocket?
+    private let masquerade: MasqueradeTable?
+
+    /// With `masquerade`, its socket is used: closing a netfilter socket after a removal waits
+    /// for an RCU grace period, which a DEL should pay once, while its veth's deletion waits
+    /// out the same one (see `MasqueradeTable`).
+    public init(network: String, sharingSocketWith masquerade: MasqueradeTable? = nil) {
+        self.network = network
+        self.masquerade = masquerade
+    }
+
+    public var name: String { MasqueradeTable(network: network).name }
+
+    static let dnatChain = "hostports"
+    static let preroutingChain = "hpprerouting"
+    static let outputChain = "hpoutput"
+    static let postroutingChain = "hppostrouting"
+    static let inputChain = "hpinput"
+
+    static func map(_ family: IPFamily, anyAddress: Bool) -> String {
+        (family == .v4 ? "hp4" : "hp6") + (anyAddress ? "any" : "")
+    }
+
+    static func snatSet(_ family: IPFamily) -> String { family == .v4 ? "hpsnat4" : "hpsnat6" }
+
+    static let families: [IPFamily] = [.v4, .v6]
+
+    func socket() throws(NetlinkError) -> NFTSocket {
+        if let masquerade { return try masquerade.socket() }
+        if let openSocket { return openSocket }
+        let socket = try NFTSocket()
+        openSocket = socket
+        return socket
+    }
+
+    /// One forward as the maps hold it, with its owner.
+    public struct Held: Sendable, Equatable {
+        public var forward: HostPortForward
+        /// The element's comment; nil for an element without one.
+        public var owner: String?
+    }
+
+    // MARK: ADD
+
+    /// Another attachment's forward that overlaps one of the plan's.
+    public struct Conflict: Error, Sendable, Equatable {
+        public var wanted: HostPortForward
+        public var holder: Held
+    }
+
+    /// Puts the plan's forwards and SNAT pairs in the table (made on first use), in one
+    /// transaction; returns the first conflict instead, having changed nothing.
+    ///
+    /// A forward of the same owner already there is replaced (a runtime's retried ADD); a SNAT
+    /// pair left by an earlier holder of the pod's address is taken over.
+    public func install(_ plan: HostPortPlan) throws(NetlinkError) -> Conflict? {
+        let socket = try self.socket()
+        let owner = comment(plan.owner)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let generation = NFT.generation(try socket.query(NFT.getGeneration()))
+            var requests: [NFTRequest] = []
+            if try !structureInPlace() { requests += Self.creation(name) }
+            for forward in plan.forwards {
+                var inPlace = false
+                for held in try holders(of: NodePort(forward)) {
+                    guard held.owner == owner else { return Conflict(wanted: forward, holder: held) }
+                    // Ours from an earlier ADD (a runtime's retry): kept if the same, replaced if
+                    // the pod port or address changed (a plain add would keep the old data).
+                    // Our other forwards of the port (a hostIP beside every address) stay.
+                    if held.forward == forward {
+                        inPlace = true
+                    } else if held.forward.hostAddress == forward.hostAddress {
+                        requests.append(deletion(held.forward))
+                    }
+                }
+                if !inPlace { requests.append(addition(forward, owner: plan.owner)) }
+            }
+            for pair in plan.snat {
+                switch try snatOwner(pair) {
+                case nil:
+                    break
+                case .some(let found) where found == owner:
+                    continue
+                case .some:
+                    // Left by an earlier holder of the pod's address whose DEL never came.
+                    requests.append(snatRequest(delete: true, pair, owner: nil))
+                }
+                requests.append(snatRequest(delete: false, pair, owner: plan.owner))
+            }
+            do {
+                try socket.commit(requests, ifGeneration: generation)
+                return nil
+            } catch where error.isGenerationChanged && attempt < 20 {
+                continue // the ruleset changed since it was read: read again
+            }
+        }
+    }
+
+    /// Whether every chain of the structure holds exactly its rules (one dump of the table's
+    /// rules; the masquerade's chain is not looked at).
+    func structureInPlace() throws(NetlinkError) -> Bool {
+        let replies: [NFTReply]
+        do {
+            replies = try socket().query(NFT.dumpTableRules(name))
+        } catch where error.isNotFound {
+            return false
+        }
+        for (chain, rules) in Self.chainRules() {
+            let dumped = replies.filter { NFT.ruleChain($0) == chain }
+            guard dumped.count == rules.count, zip(dumped, rules).allSatisfy({ NFT.rule($0, matches: $1.expressions) }) else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// A node port as a mapping claims it: the map it goes in and its key.
+    struct NodePort {
+        var family: IPFamily
+        var hostAddress: IPAddress?
+        var proto: PortMapping.TransportProtocol
+        var port: UInt16
+
+        init(_ forward: HostPortForward) {
+            self.init(family: forward.family, hostAddress: forward.hostAddress, proto: forward.proto, port: forward.hostPort)
+        }
+
+        init(family: IPFamily, hostAddress: IPAddress?, proto: PortMapping.TransportProtocol, port: UInt16) {
+            self.family = family
+            self.hostAddress = hostAddress
+            self.proto = proto
+            self.port = port
+        }
+
+        var anyKey: [UInt8] { NFT.concatenatedValue([.proto(proto.number), .port(port)]) }
+        func addressKey(_ address: IPAddress) -> [UInt8] {
+            NFT.concatenatedValue([.address(address), .proto(proto.number), .port(port)])
+        }
+    }
+
+    /// Every forward in the maps of the port's family that claims the same node port: the same
+    /// protocol and port, on the same address or with either on every address.
+    func holders(of port: NodePort) throws(NetlinkError) -> [Held] {
+        var found = try elements(of: Self.map(port.family, anyAddress: true), family: port.family, lookingUp: port.anyKey)
+        let addressMap = Self.map(port.family, anyAddress: false)
+        if let hostAddress = port.hostAddress {
+            found += try elements(of: addressMap, family: port.family, lookingUp: port.addressKey(hostAddress))
+        } else {
+            // Every address asked: a holder of the port on any one address conflicts. That map
+            // holds only the (rare) forwards with a hostIP, so it is read whole.
+            found += try elements(of: addressMap, family: port.family, lookingUp: nil)
+                .filter { $0.forward.proto == port.proto && $0.forward.hostPort == port.port }
+        }
+        return found
+    }
+
+    /// The elements of one map, or the one with `key`; none when the map does not exist.
+    func elements(of map: String, family: IPFamily, lookingUp key: [UInt8]?) throws(NetlinkError) -> [Held] {
+        let request = key.map { NFT.getElement(name, map, key: $0, what: "nft get element inet \(name) \(map) { ... }") }
+            ?? NFT.dumpMap(name, map)
+        let replies: [NFTReply]
+        do {
+            replies = try socket().query(request)
+        } catch where error.isNotFound {
+            return []
+        }
+        return NFT.parseElements(replies).compactMap { element in
+            Self.forward(element, family: family, anyAddress: map.hasSuffix("any")).map { Held(forward: $0, owner: element.comment) }
+        }
+    }
+
+    /// The comment of a SNAT pair's element: nil when there is none, .some(nil) when uncommented.
+    func snatOwner(_ pair: SNATPair) throws(NetlinkError) -> String?? {
+        let set = Self.snatSet(pair.source.family)
+        let request = NFT.getElement(name, set, key: Self.snatKey(pair), what: "nft get element inet \(name) \(set) { \(pair.source) . \(pair.destination) }")
+        do {
+            guard let element = NFT.parseElements(try socket().query(request)).first else { return nil }
+            return .some(element.comment)
+        } catch where error.isNotFound {
+            return nil
+        }
+    }
+
+    // MARK: DEL and GC
+
+    /// Removes `owner`'s forwards and SNAT pairs. `podAddresses` are the attachment's addresses
+    /// where known, `mappings` the runtime's portMappings (DEL carries ADD's): the SNAT pairs
+    /// tell cheaply whether the attachment has hostPorts at all, and its forwards are looked up
+    /// by the mappings' keys, or found by owner when the runtime named none.
+    /// Returns the pod addresses that had hostPorts (their conntrack entries are the caller's).
+    public func remove(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [IPAddress] {
+        do {
+            return try removeOnce(owner: owner, podAddresses: podAddresses, mappings: mappings)
+        } catch where error.isNotFound {
+            // An element went between reading and deleting (a concurrent DEL or GC): read again.
+            return try removeOnce(owner: owner, podAddresses: podAddresses, mappings: mappings)
+        }
+    }
+
+    func removeOnce(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [IPAddress] {
+        let owner = comment(owner)
+        var hadHostPorts: [IPAddress] = []
+        var requests: [NFTRequest] = []
+        for pod in podAddresses {
+            // The hairpin pair first: a pod without it has no hostPorts, and costs one lookup.
+            for pair in Self.snatPairs(of: pod) {
+                guard case .some(let found) = try snatOwner(pair), found == owner else {
+                    if pair.source == pod { break } else { continue }
+                }
+                if !hadHostPorts.contains(pod) { hadHostPorts.append(pod) }
+                requests.append(snatRequest(delete: true, pair, owner: nil))
+            }
+        }
+        // Known addresses without SNAT pairs: no hostPorts. Unknown ones: look for forwards.
+        guard !hadHostPorts.isEmpty || podAddresses.isEmpty else { return [] }
+        var held: [Held] = []
+        for mapping in mappings {
+            for family in Self.families where mapping.hostAddress.covers(family) {
+                var hostAddress: IPAddress?
+                if case .address(let address) = mapping.hostAddress { hostAddress = address }
+                held += try holders(of: NodePort(family: family, hostAddress: hostAddress, proto: mapping.proto, port: mapping.hostPort))
+                    .filter { $0.owner == owner }
+            }
+        }
+        if held.isEmpty {
+            held = try allForwards().filter { $0.owner == owner }
+        }
+        var seen: [HostPortForward] = []
+        for entry in held where !seen.contains(entry.forward) {
+            seen.append(entry.forward)
+            requests.append(deletion(entry.forward))
+            if !hadHostPorts.contains(entry.forward.pod) { hadHostPorts.append(entry.forward.pod) }
+        }
+        if podAddresses.isEmpty {
+            for pod in hadHostPorts {
+                for pair in Self.snatPairs(of: pod) {
+                    guard case .some(let found) = try snatOwner(pair), found == owner else { continue }
+                    requests.append(snatRequest(delete: true, pair, owner: nil))
+                }
+            }
+        }
+        if !requests.isEmpty { try socket().commit(requests) }
+        return hadHostPorts
+    }
+
+    /// The SNAT pairs a pod with hostPorts has: itself to itself, and for IPv4 127.0.0.1 to it.
+    static func snatPairs(of pod: IPAddress) -> [SNATPair] {
+        [SNATPair(source: pod, destination: pod)]
+            + (pod.family == .v4 ? [SNATPair(source: .v4(IPv4Address(0x7f00_0001)), destination: pod)] : [])
+    }
+
+    /// Every forward in the four maps; empty without the table.
+    public func allForwards() throws(NetlinkError) -> [Held] {
+        var result: [Held] = []
+        for family in Self.families {
+            for anyAddress in [false, true] {
+                result += try elements(of: Self.map(family, anyAddress: anyAddress), family: family, lookingUp: nil)
+            }
+        }
+        return result
+    }
+
+    /// Every SNAT pair with its owner.
+    public func allSNATPairs() throws(NetlinkError) -> [(pair: SNATPair, owner: String?)] {
+        var result: [(pair: SNATPair, owner: String?)] = []
+        for family in Self.families {
+            let replies: [NFTReply]
+            do {
+                replies = try socket().query(NFT.dumpElements(name, Self.snatSet(family)))
+            } catch where error.isNotFound {
+                continue
+            }
+            for element in NFT.parseElements(replies) {
+                guard let pair = Self.snatPair(element.key, family: family) else { continue }
+                result.append((pair, element.comment))
+            }
+        }
+        return result
+    }
+
+    /// GC: removes every forward and SNAT pair whose owner `shouldRemove` picks, in transactions
+    /// of bounded size. Returns the pod addresses whose forwards went and that no kept forward
+    /// goes to.
+    public func removeAll(where shouldRemove: (String?) -> Bool) throws(NetlinkError) -> [IPAddress] {
+        var requests: [NFTRequest] = []
+        var pods: [IPAddress] = []
+        var kept: [IPAddress] = []
+        for held in try allForwards() {
+            guard shouldRemove(held.owner) else {
+                kept.append(held.forward.pod)
+                continue
+            }
+            requests.append(deletion(held.forward))
+            if !pods.contains(held.forward.pod) { pods.append(held.forward.pod) }
+        }
+        // An address a kept forward goes to is a live pod's now: its flows stay.
+        pods.removeAll { kept.contains($0) }
+        for (pair, owner) in try allSNATPairs() where shouldRemove(owner) {
+            requests.append(snatRequest(delete: true, pair, owner: nil))
+        }
+        var remaining = requests[...]
+        while !remaining.isEmpty {
+            try socket().commit(Array(remaining.prefix(256)))
+            remaining = remaining.dropFirst(256)
+        }
+        return pods
+    }
+
+    // MARK: CHECK
+
+    /// What is missing for `plan` to be in place, each named; empty when nothing is.
+    public func problems(for plan: HostPortPlan) throws(NetlinkError) -> [String] {
+        var problems: [String] = []
+        if try !structureInPlace() {
+            problems.append("the hostPort chains of nftables table inet \(name) are missing or changed")
+        }
+        for forward in plan.forwards {
+            let held = try holders(of: NodePort(forward))
+            if held.contains(where: { $0.forward == forward && $0.owner == comment(plan.owner) }) { continue }
+            let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
+            if let other = held.first {
+                problems.append("hostPort \(forward) is missing from map \(map) of table inet \(name): it holds \(other.forward) for \(other.owner ?? "nobody named")")
+            } else {
+                problems.append("hostPort \(forward) is missing from map \(map) of table inet \(name)")
+            }
+        }
+        for pair in plan.snat {
+            guard case .some(let owner) = try snatOwner(pair), owner == comment(plan.owner) else {
+                problems.append("\(pair.source) . \(pair.destination) is missing from set \(Self.snatSet(pair.source.family)) of table inet \(name)")
+                continue
+            }
+        }
+        return problems
+    }
+
+    // MARK: The structure
+
+    /// The table, the maps and sets, the chains flushed and their rules: what the first ADD with
+    /// hostPorts sends. Flushing before adding leaves each rule once when ADDs race to create
+    /// the structure (nf_tables serializes transactions); the maps' elements are untouched.
+    static func creation(_ name: String) -> [NFTRequest] {
+        var requests = [NFT.newTable(name)]
+        var id: UInt32 = 0
+        for family in families {
+            let address: NFT.ConcatField = family == .v4 ? .ipv4Address : .ipv6Address
+            id += 1
+            requests.append(NFT.newMap(name, map(family, anyAddress: false), key: [address, .inetProto, .inetService],
+                                       data: [address, .inetService], id: id))
+            id += 1
+            requests.append(NFT.newMap(name, map(family, anyAddress: true), key: [.inetProto, .inetService],
+                                       data: [address, .inetService], id: id))
+        }
+        for family in families {
+            let address: NFT.ConcatField = family == .v4 ? .ipv4Address : .ipv6Address
+            id += 1
+            requests.append(NFT.newSet(name, snatSet(family), key: [address, address], id: id))
+        }
+        requests.append(NFT.newChain(name, dnatChain))
+        requests.append(NFT.newChain(name, preroutingChain, type: "nat", hook: .prerouting, priority: NFT.dstnatPriority,
+                                     description: "type nat hook prerouting priority dstnat"))
+        requests.append(NFT.newChain(name, outputChain, type: "nat", hook: .output, priority: NFT.dstnatPriority,
+                                     description: "type nat hook output priority -100"))
+        requests.append(NFT.newChain(name, postroutingChain, type: "nat", hook: .postrouting, priority: NFT.srcnatPriority,
+                                     description: "type nat hook postrouting priority srcnat"))
+        requests.append(NFT.newChain(name, inputChain, type: "filter", hook: .input, priority: 0,
+                                     description: "type filter hook input priority filter"))
+        for (chain, rules) in chainRules() {
+            requests.append(NFT.flushChain(name, chain))
+            for rule in rules { requests.append(NFT.newRule(name, chain, rule.expressions, text: rule.text)) }
+        }
+        return requests
+    }
+
+    struct Rule {
+        var expressions: [NFTExpression]
+        var text: String
+    }
+
+    /// Each chain's rules, in order.
+    static func chainRules() -> [(chain: String, rules: [Rule])] {
+        var dnat: [Rule] = []
+        for family in families {
+            let ip = family == .v4 ? "ip" : "ip6"
+            for anyAddress in [false, true] {
+                var expressions = anyAddress ? [] : NFT.matchFamily(family)
+                expressions += NFT.concatenation((anyAddress ? [] : [.destinationAddress(family)]) + [.l4proto, .destinationPort])
+                expressions += [NFT.mapLookup(map(family, anyAddress: anyAddress)), NFT.dnatFromMap(family)]
+                dnat.append(Rule(expressions: expressions,
+                                 text: "dnat \(ip) to \(anyAddress ? "" : "\(ip) daddr . ")meta l4proto . th dport map @\(map(family, anyAddress: anyAddress))"))
+            }
+        }
+        let local = Rule(expressions: NFT.fibDestinationIsLocal() + [NFT.jump(dnatChain)], text: "fib daddr type local jump \(dnatChain)")
+        let snat = families.map { family in
+            let ip = family == .v4 ? "ip" : "ip6"
+            return Rule(expressions: NFT.matchFamily(family) + NFT.concatenation([.sourceAddress(family), .destinationAddress(family)])
+                            + [NFT.lookup(snatSet(family), inverted: false), NFT.masquerade()],
+                        text: "\(ip) saddr . \(ip) daddr @\(snatSet(family)) masquerade")
+        }
+        let guardRule = Rule(expressions: NFT.inputInterfaceNameIsNot("lo") + NFT.matchFamily(.v4)
+                                 + [NFT.networkHeader(offset: 16, length: 1), NFT.compare(equal: true, [127])]
+                                 + NFT.connectionIsNeitherEstablishedNorRelated() + [NFT.drop()],
+                             text: "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state ! established,related drop")
+        return [(dnatChain, dnat), (preroutingChain, [local]), (outputChain, [local]), (postroutingChain, snat), (inputChain, [guardRule])]
+    }
+
+    // MARK: Elements
+
+    /// nft prints comments of up to 128 bytes (NUL included); a longer owner goes uncommented.
+    func comment(_ owner: String) -> String? {
+        owner.utf8.count <= MasqueradeTable.maximumCommentLength ? owner : nil
+    }
+
+    static func key(_ forward: HostPortForward) -> [UInt8] {
+        let port = NodePort(forward)
+        return forward.hostAddress.map(port.addressKey) ?? port.anyKey
+    }
+
+    static func data(_ forward: HostPortForward) -> [UInt8] {
+        NFT.concatenatedValue([.address(forward.pod), .port(forward.podPort)])
+    }
+
+    static func snatKey(_ pair: SNATPair) -> [UInt8] {
+        NFT.concatenatedValue([.address(pair.source), .address(pair.destination)])
+    }
+
+    /// A map element read back as a forward; nil for bytes not of the map's shape.
+    static func forward(_ element: NFT.Element, family: IPFamily, anyAddress: Bool) -> HostPortForward? {
+        let width = family == .v4 ? 4 : 16
+        let key = element.key
+        guard let data = element.data, data.count == width + 4 else { return nil }
+        var hostAddress: IPAddress?
+        var offset = 0
+        if !anyAddress {
+            guard key.count == width + 8 else { return nil }
+            hostAddress = address(key[0..<width], family: family)
+            offset = width
+        } else {
+            guard key.count == 8 else { return nil }
+        }
+        guard let proto = PortMapping.TransportProtocol(number: key[offset]),
+              let pod = address(data[0..<width], family: family) else { return nil }
+        let hostPort = UInt16(key[offset + 4]) << 8 | UInt16(key[offset + 5])
+        let podPort = UInt16(data[width]) << 8 | UInt16(data[width + 1])
+        return HostPortForward(hostAddress: hostAddress, proto: proto, hostPort: hostPort, pod: pod, podPort: podPort)
+    }
+
+    static func snatPair(_ key: [UInt8], family: IPFamily) -> SNATPair? {
+        let width = family == .v4 ? 4 : 16
+        guard key.count == 2 * width, let source = address(key[0..<width], family: family),
+              let destination = address(key[width...], family: family) else { return nil }
+        return SNATPair(source: source, destination: destination)
+    }
+
+    static func address(_ bytes: ArraySlice<UInt8>, family: IPFamily) -> IPAddress? {
+        switch (family, bytes.count) {
+        case (.v4, 4): .v4(IPv4Address(bytes: bytes))
+        case (.v6, 16): .v6(IPv6Address(bytes: bytes))
+        default: nil
+        }
+    }
+
+    func addition(_ forward: HostPortForward, owner: String) -> NFTRequest {
+        let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
+        return NFT.addElements(name, map, [NFT.Element(key: Self.key(forward), data: Self.data(forward), comment: comment(owner))],
+                               what: "nft add element inet \(name) \(map) { \(forward) }")
+    }
+
+    func deletion(_ forward: HostPortForward) -> NFTRequest {
+        let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
+        return NFT.deleteElements(name, map, [NFT.Element(key: Self.key(forward))],
+                                  what: "nft delete element inet \(name) \(map) { \(forward) }")
+    }
+
+    func snatRequest(delete: Bool, _ pair: SNATPair, owner: String?) -> NFTRequest {
+        let set = Self.snatSet(pair.source.family)
+        let text = "\(delete ? "delete" : "add") element inet \(name) \(set) { \(pair.source) . \(pair.destination) }"
+        let element = NFT.Element(key: Self.snatKey(pair), comment: owner.flatMap(comment))
+        return delete ? NFT.deleteElements(name, set, [element], what: "nft " + text)
+                      : NFT.addElements(name, set, [element], what: "nft " + text)
+    }
+}
