@@ -40,4 +40,10 @@ public enum PluginProcess {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         try? FileDescriptorIO.writeAll(fd, bytes, operation: "write")
     }
+
+    /// One line on stderr for what went wrong but does not fail the call (stdout carries only
+    /// the CNI document).
+    public static func warn(_ line: String) {
+        writeAll(2, Array((line + "\n").utf8))
+    }
 }

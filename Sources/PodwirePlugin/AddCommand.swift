@@ -24,7 +24,8 @@ struct AddCommand {
         let podNamespaceOrError = Result { () throws(CNIError) in try openPodNamespace(environment.netns) }
         let pendingPodSocket = podNamespaceOrError.map { try? PendingRouteSocket(in: $0) }
         let ipam = try IPAMBackend(config: config, environment: environment)
-        try Masquerade.requireUsableConfig(config)
+        let mappings = try config.requirePortMappings()
+        try Masquerade.requireUsableConfig(config, hostPorts: !mappings.isEmpty)
         let podNamespace = try podNamespaceOrError.get()
         let hostSocket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
         let podSocket = try kernel("open a netlink socket in \(environment.netns)") { () throws(NetlinkError) in
@@ -46,6 +47,7 @@ struct AddCommand {
             // while a route to it still points at this pod's veth.
             rollback.addRunningLast { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
             let plan = try WiringPlan(pair: pair, ipam: allocation, config: config, ipamSubnets: config.ipMasq ? ipam.rangeSubnets : [])
+            let hostPorts = try HostPorts.plan(mappings, addresses: plan.addresses.map(\.address.address), pair: pair)
             try enableForwarding(plan.forwarding, hostSocket)
             try setHostSysctl(plan.hostSysctl)
 
@@ -55,10 +57,16 @@ struct AddCommand {
                 hostIndex = try lookUpIndex(hostSocket, pair.hostName, in: nil)
             }
             try configurePodSide(podSocket, podIndex: podIndex, plan: plan)
-            try configureHostSide(hostSocket, hostIndex: hostIndex, plan: plan)
+            try configureHostSide(hostSocket, hostIndex: hostIndex, plan: plan, routeLocalnet: hostPorts?.needsRouteLocalnet ?? false)
+            var masqueradeTable: MasqueradeTable?
             if let masquerade = plan.masquerade {
                 let table = try Masquerade.install(masquerade, network: config.name)
+                masqueradeTable = table
                 rollback.add { _ = try? table.remove(masquerade.addresses) }
+            }
+            if let hostPorts {
+                let table = try HostPorts.install(hostPorts, network: config.name, hostSocket: hostSocket, sharingSocketWith: masqueradeTable)
+                rollback.add { _ = try? table.remove(owner: hostPorts.owner, podAddresses: hostPorts.podAddresses, mappings: mappings) }
             }
             rollback.discard()
             return plan.result(from: allocation, dns: config.dns)
@@ -169,10 +177,13 @@ struct AddCommand {
     /// For an IPv4 pod the labelling request also switches IPv4 forwarding on for the host end
     /// itself: the kernel decides by the receiving interface's flag, and a node's `default` flag
     /// can be left 0 by concurrent writers of ip_forward elsewhere (see `Sysctl.ensureSerialized`).
-    func configureHostSide(_ socket: RouteSocket, hostIndex: Int32, plan: WiringPlan) throws(CNIError) {
+    ///
+    /// With hostPorts forwarded to an IPv4 address, route_localnet goes on in the same request.
+    func configureHostSide(_ socket: RouteSocket, hostIndex: Int32, plan: WiringPlan, routeLocalnet: Bool) throws(CNIError) {
         try kernel("configure \(plan.pair.hostName)") { () throws(NetlinkError) in
             try socket.batch { () throws(NetlinkError) in
-                try socket.setUp(linkIndex: hostIndex, alias: plan.pair.alias, ipv4Forwarding: plan.forwarding.contains(.v4))
+                try socket.setUp(linkIndex: hostIndex, alias: plan.pair.alias, ipv4Forwarding: plan.forwarding.contains(.v4),
+                                 routeLocalnet: routeLocalnet)
                 for (address, route) in zip(plan.hostAddresses, plan.hostRoutes) {
                     try socket.addAddress(address, linkIndex: hostIndex, noDAD: address.family == .v6)
                     try socket.addRoute(RouteSpec(route: route.route, linkIndex: hostIndex), mode: .init(route.mode))

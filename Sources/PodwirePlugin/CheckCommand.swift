@@ -1,4 +1,5 @@
 import CNIProtocol
+import LinuxSystem
 import NetAddress
 import Netfilter
 import Netlink
@@ -36,6 +37,9 @@ struct CheckCommand {
         try checkPodSide(plan, expectedMAC: podInterface.mac, problems: &problems)
         try checkHostSide(plan, problems: &problems)
         if let masquerade = plan.masquerade { try checkMasquerade(masquerade, problems: &problems) }
+        if let hostPorts = try HostPorts.plan(config.requirePortMappings(), addresses: plan.addresses.map(\.address.address), pair: pair) {
+            try checkHostPorts(hostPorts, problems: &problems)
+        }
         if !problems.isEmpty {
             throw CNIError(.checkFailed, "attachment \(environment.containerID)/\(environment.ifname) differs from its result: "
                            + problems.joined(separator: "; "))
@@ -87,6 +91,19 @@ struct CheckCommand {
         let table = MasqueradeTable(network: config.name)
         problems += try kernel("inspect nftables table inet \(table.name)") { () throws(NetlinkError) in
             try table.problems(for: plan.addresses, owner: plan.owner)
+        }
+    }
+
+    /// With portMappings: the hostPort chains, each forward in its map for this attachment, the
+    /// SNAT pairs, and route_localnet on the host veth where 127.0.0.1 is forwarded.
+    func checkHostPorts(_ plan: HostPortPlan, problems: inout [String]) throws(CNIError) {
+        let table = HostPortTable(network: config.name)
+        problems += try kernel("inspect nftables table inet \(table.name)") { () throws(NetlinkError) in
+            try table.problems(for: plan)
+        }
+        let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
+        if plan.needsRouteLocalnet, (try? Sysctl.read("net/ipv4/conf/\(hostName)/route_localnet")) == "0" {
+            problems.append("route_localnet is off on \(hostName): hostPorts cannot be reached on 127.0.0.1")
         }
     }
 

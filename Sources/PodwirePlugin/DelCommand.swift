@@ -40,7 +40,10 @@ struct DelCommand {
         var masquerade: MasqueradeTable?
         var masqueradeFailure: CNIError?
         do {
-            masquerade = try removeMasquerade(ipam)
+            let (table, addresses) = try removeMasquerade(ipam)
+            masquerade = table
+            try HostPorts.remove(network: config.name, owner: VethPair.owner(containerID: environment.containerID, ifname: environment.ifname),
+                                 addresses: addresses, mappings: config.portMappings, sharingSocketWith: table)
         } catch {
             masqueradeFailure = error
         }
@@ -67,8 +70,9 @@ struct DelCommand {
     /// podwire-ipam's store says which addresses the attachment holds, before they are released.
     /// A delegated IPAM has no store to ask: the elements themselves name their owner (and an
     /// uncommented element counts when prevResult lists its address).
-    /// Returns the table, whose socket the caller keeps open until the veth is deleted.
-    func removeMasquerade(_ ipam: IPAMBackend) throws(CNIError) -> MasqueradeTable {
+    /// Returns the table, whose socket the caller keeps open until the veth is deleted, and the
+    /// attachment's addresses as far as they are known (for its hostPorts).
+    func removeMasquerade(_ ipam: IPAMBackend) throws(CNIError) -> (MasqueradeTable, [IPAddress]) {
         let table = MasqueradeTable(network: config.name)
         let doing = "stop masquerading \(environment.containerID)/\(environment.ifname) in nftables table inet \(table.name)"
         let addresses: [IPAddress]
@@ -76,14 +80,18 @@ struct DelCommand {
         case .builtIn(let own):
             addresses = try own.addresses(containerID: environment.containerID, ifname: environment.ifname)
         case .delegated:
-            guard let members = try kernel(doing, { () throws(NetlinkError) in try table.members() }) else { return table }
+            let previous = previousAddresses()
+            guard let members = try kernel(doing, { () throws(NetlinkError) in try table.members() }) else { return (table, previous) }
             let owner = VethPair.owner(containerID: environment.containerID, ifname: environment.ifname)
-            let previous = Set(previousAddresses())
-            addresses = members.filter { $0.owner == owner || ($0.owner == nil && previous.contains($0.address)) }.map(\.address)
+            let previousSet = Set(previous)
+            let masqueraded = members.filter { $0.owner == owner || ($0.owner == nil && previousSet.contains($0.address)) }.map(\.address)
+            guard !masqueraded.isEmpty else { return (table, previous) }
+            _ = try kernel(doing) { () throws(NetlinkError) in try table.remove(masqueraded) }
+            return (table, masqueraded + previous.filter { !masqueraded.contains($0) })
         }
-        guard !addresses.isEmpty else { return table }
+        guard !addresses.isEmpty else { return (table, addresses) }
         _ = try kernel(doing) { () throws(NetlinkError) in try table.remove(addresses) }
-        return table
+        return (table, addresses)
     }
 
     /// The pod's addresses in prevResult, when the runtime sent one it could decode.

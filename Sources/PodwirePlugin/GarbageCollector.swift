@@ -38,6 +38,11 @@ struct GarbageCollector {
         } catch {
             failures.append("masquerade: \(error.description)")
         }
+        do {
+            try collectHostPorts(valid: valid)
+        } catch {
+            failures.append("hostPorts: \(error.description)")
+        }
         if let ipamFailure {
             // Alone, the IPAM's error is the answer, code included (a delegate's own code passes
             // through); its details name the files it could not remove, so they must not be dropped.
@@ -75,5 +80,18 @@ struct GarbageCollector {
         }
         guard !removing.isEmpty || !adding.isEmpty else { return }
         _ = try kernel(doing) { () throws(NetlinkError) in try table.update(removing: removing, adding: adding) }
+    }
+
+    /// Removes the hostPort forwards and SNAT pairs whose owner is not a listed attachment, and
+    /// the conntrack entries DNATed to their pods. Elements without a podwire owner comment are
+    /// not podwire's to judge and stay.
+    func collectHostPorts(valid: [NetworkConfig.Attachment]) throws(CNIError) {
+        let table = HostPortTable(network: config.name)
+        let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
+        let pods = try kernel("collect the hostPorts of network \(config.name) (nftables table inet \(table.name))") {
+            () throws(NetlinkError) in
+            try table.removeAll { owner in owner.map { $0.contains("/") && !owners.contains($0) } ?? false }
+        }
+        HostPorts.forgetFlows(toPods: pods)
     }
 }

@@ -11,11 +11,12 @@ enum Masquerade {
     /// `nonMasqueradeCIDRs` whether or not `ipMasq` is set, so a typo is reported before it
     /// matters, and the table's name (named after the network): checked before anything is
     /// made, so a network that cannot masquerade is refused with nothing to undo (code 7).
-    static func requireUsableConfig(_ config: NetworkConfig) throws(CNIError) {
+    /// hostPorts live in the same table, so they need the same name.
+    static func requireUsableConfig(_ config: NetworkConfig, hostPorts: Bool) throws(CNIError) {
         _ = try config.requireNonMasqueradeCIDRs()
         let table = MasqueradeTable(network: config.name)
-        if config.ipMasq && table.name.utf8.count > MasqueradeTable.maximumNameLength {
-            throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for ipMasq",
+        if (config.ipMasq || hostPorts) && table.name.utf8.count > MasqueradeTable.maximumNameLength {
+            throw CNIError(.invalidNetworkConfig, "network name \"\(config.name)\" is too long for \(config.ipMasq ? "ipMasq" : "hostPorts")",
                            details: "the nftables table \(table.name.prefix(40))... may have at most \(MasqueradeTable.maximumNameLength) bytes")
         }
     }

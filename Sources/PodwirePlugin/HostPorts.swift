@@ -1,0 +1,112 @@
+import CNIPlugin
+import CNIProtocol
+import NetAddress
+import Netfilter
+import Netlink
+import PodWiring
+
+/// The `portMappings` capability built in: node ports DNATed to the pod through the network's
+/// nftables maps (`HostPortTable`), conflicts refused, and the conntrack entries that would
+/// keep a flow on the port's previous holder deleted. No exec, no iptables.
+enum HostPorts {
+    /// nft keeps an element's comment, its owner, only up to 127 bytes; an uncommented element
+    /// would name no holder, so hostPorts need an owner that fits.
+    static let maximumOwnerLength = 127
+
+    /// The plan for the runtime's mappings and the pod's addresses; nil without mappings.
+    static func plan(_ mappings: [PortMapping], addresses: [IPAddress], pair: VethPair) throws(CNIError) -> HostPortPlan? {
+        guard !mappings.isEmpty else { return nil }
+        guard pair.owner.utf8.count <= maximumOwnerLength else {
+            throw CNIError(.invalidEnvironment, "CNI_CONTAINERID and CNI_IFNAME are too long for hostPorts",
+                           details: "\"\(pair.owner)\" is \(pair.owner.utf8.count) bytes; nftables comments, which name each port's holder, hold \(maximumOwnerLength)")
+        }
+        return try HostPortPlan(mappings: mappings, podAddresses: addresses, owner: pair.owner)
+    }
+
+    /// Installs the plan; a port another attachment holds is refused (code 105) naming the
+    /// holder, with nothing changed. Then UDP flows that reached the port before it was mapped
+    /// are forgotten, so their next packet takes the new mapping.
+    static func install(_ plan: HostPortPlan, network: String, hostSocket: RouteSocket,
+                        sharingSocketWith masquerade: MasqueradeTable?) throws(CNIError) -> HostPortTable {
+        let table = HostPortTable(network: network, sharingSocketWith: masquerade)
+        let conflict = try kernel("map hostPorts \(plan.forwards.map(\.description).joined(separator: ", ")) in nftables table inet \(table.name)") {
+            () throws(NetlinkError) in try table.install(plan)
+        }
+        if let conflict {
+            let holder = conflict.holder.owner.map { owner in
+                let parts = owner.split(separator: "/", maxSplits: 1)
+                return parts.count == 2 ? "container \(parts[0]) (interface \(parts[1]))" : "\"\(owner)\""
+            } ?? "an uncommented element"
+            throw CNIError(.hostPortTaken, "hostPort \(conflict.wanted.hostPortText) is already taken by \(holder)",
+                           details: "held as \(conflict.holder.forward); DEL that pod, or choose another hostPort")
+        }
+        forgetUDPFlows(to: plan.forwards.filter { $0.proto == .udp }, hostSocket: hostSocket)
+        return table
+    }
+
+    /// Deletes the conntrack entries of UDP flows to the forwarded ports that started before the
+    /// mapping: those to one of the node's own addresses (or the mapping's hostIP) that do not
+    /// already go to the new pod. Flows through the node to some other host's port, and new
+    /// flows already DNATed to this pod, are kept. Best effort: a failure is said on stderr,
+    /// the pod is wired either way.
+    static func forgetUDPFlows(to forwards: [HostPortForward], hostSocket: RouteSocket) {
+        guard !forwards.isEmpty else { return }
+        do throws(NetlinkError) {
+            let conntrack = try ConntrackSocket()
+            var localCache: [IPAddress: Bool] = [:]
+            for forward in forwards {
+                let entries = try conntrack.entries(family: forward.family,
+                                                    matching: ConntrackFilter(proto: forward.proto.number, originalDestinationPort: forward.hostPort))
+                var stale: [ConntrackEntry] = []
+                for entry in entries {
+                    if entry.reply.source == forward.pod && entry.reply.sourcePort == forward.podPort { continue }
+                    let destination = entry.original.destination
+                    if let hostAddress = forward.hostAddress {
+                        if destination != hostAddress { continue }
+                    } else {
+                        if localCache[destination] == nil { localCache[destination] = try hostSocket.isLocalAddress(destination) }
+                        if localCache[destination] != true { continue }
+                    }
+                    stale.append(entry)
+                }
+                if !stale.isEmpty { _ = try conntrack.delete(stale) }
+            }
+        } catch {
+            PluginProcess.warn("podwire: could not clear stale UDP conntrack entries for new hostPorts: \(error)")
+        }
+    }
+
+    /// DEL: the attachment's forwards and SNAT pairs out of the maps, then every conntrack
+    /// entry DNATed to its addresses, so a client that keeps sending (UDP) reaches the port's
+    /// next holder instead of the dead pod (the reference's plugins#1190).
+    static func remove(network: String, owner: String, addresses: [IPAddress], mappings: [PortMapping],
+                       sharingSocketWith masquerade: MasqueradeTable?) throws(CNIError) {
+        let table = HostPortTable(network: network, sharingSocketWith: masquerade)
+        let pods = try kernel("remove the hostPorts of \(owner) from nftables table inet \(table.name)") { () throws(NetlinkError) in
+            try table.remove(owner: owner, podAddresses: addresses, mappings: mappings)
+        }
+        forgetFlows(toPods: pods)
+    }
+
+    /// Deletes the conntrack entries DNATed to `pods`. Best effort, as in `forgetUDPFlows`.
+    static func forgetFlows(toPods pods: [IPAddress]) {
+        guard !pods.isEmpty else { return }
+        do throws(NetlinkError) {
+            let conntrack = try ConntrackSocket()
+            for pod in pods {
+                let entries = try conntrack.entries(family: pod.family, matching: ConntrackFilter(replySource: pod))
+                let natted = entries.filter(\.isDestinationNATed)
+                if !natted.isEmpty { _ = try conntrack.delete(natted) }
+            }
+        } catch {
+            PluginProcess.warn("podwire: could not clear the conntrack entries of removed hostPorts: \(error)")
+        }
+    }
+}
+
+extension HostPortForward {
+    /// `tcp/8080` or `198.51.100.2:tcp/8080`: the node port as a runtime asked for it.
+    var hostPortText: String {
+        (hostAddress.map { $0.family == .v6 ? "[\($0)]:" : "\($0):" } ?? "") + "\(proto.rawValue)/\(hostPort)"
+    }
+}
