@@ -1,10 +1,12 @@
 import Foundation
 import Testing
 
-/// The node conflist, `conf/10-podwire.conflist`: podwire, then Debian's `portmap` with the
-/// `portMappings` capability, driven as libcni drives a list (ADD in order handing each plugin the
-/// previous result, CHECK in order and DEL in reverse with the list's cached result).
-@Suite("Chaining: podwire then Debian's portmap (conf/10-podwire.conflist)", .serialized,
+/// A node that kept its old conflist (`Conflist.legacyWithPortmap`): podwire without the
+/// `portMappings` capability, then Debian's `portmap` with it, driven as libcni drives a list (ADD
+/// in order handing each plugin the previous result, CHECK in order and DEL in reverse with the
+/// list's cached result). The shipped `conf/10-podwire.conflist` is podwire alone, mapping hostPorts
+/// itself; the old list must keep working, with portmap mapping and podwire mapping nothing.
+@Suite("Chaining: podwire then Debian's portmap (the node's old conflist)", .serialized,
        .needs(.namespaces))
 struct ChainingTests {
     /// What kubelet hands the runtime for a pod with `hostPort: 8080, containerPort: 80`.
@@ -28,7 +30,7 @@ struct ChainingTests {
             let podwire = PodwireBinary.locate()
             try #require(podwire.path != nil, "\(podwire.reason ?? "podwire not found")", sourceLocation: sourceLocation)
             node = try TestNode()
-            chain = ChainRunner(node: node, conflist: try Conflist.shipped(sourceLocation: sourceLocation),
+            chain = ChainRunner(node: node, conflist: try Conflist.legacyWithPortmap(sourceLocation: sourceLocation),
                                 cniPath: ChainRunner.defaultCNIPath, capabilityArgs: ["portMappings": ChainingTests.portMappings])
             try node.addPod("pod-a")
             add = try chain.add(pod: "pod-a", containerID: ChainingTests.containerID, sourceLocation: sourceLocation)
@@ -48,10 +50,33 @@ struct ChainingTests {
         }
     }
 
-    @Test("the conflist's cniVersion is one every plugin in it speaks")
+    @Test("the shipped conflist is podwire alone, mapping hostPorts and masquerading itself; the old one chains portmap")
+    func shippedShape() throws {
+        let shipped = try Conflist.shipped()
+        #expect(shipped.name == "kindnet")
+        #expect(shipped.plugins.map { $0["type"] as? String } == ["podwire"], "\(shipped.object)")
+        let podwire = try #require(shipped.plugins.first)
+        #expect(canonicalJSON(podwire["capabilities"] as Any) == canonicalJSON(["portMappings": true]), "\(podwire)")
+        #expect(podwire["ipMasq"] as? Bool == true, "\(podwire)")
+        #expect(podwire["nonMasqueradeCIDRs"] as? [String] == ["10.244.0.0/16"], "\(podwire)")
+        #expect(podwire["masqLinkLocal"] as? Bool == false, "\(podwire)")
+        #expect(podwire["noMasqueradeCIDRs"] == nil, "the deprecated alias beside nonMasqueradeCIDRs is code 7: \(podwire)")
+        #expect((podwire["ipam"] as? [String: Any])?["type"] as? String == "podwire-ipam", "\(podwire)")
+
+        // The old list: the same podwire entry without the capability, then portmap with it.
+        let legacy = try Conflist.legacyWithPortmap()
+        #expect(legacy.name == shipped.name && legacy.cniVersion == shipped.cniVersion)
+        #expect(legacy.plugins.map { $0["type"] as? String } == ["podwire", "portmap"], "\(legacy.object)")
+        var expectedPodwire = podwire
+        expectedPodwire.removeValue(forKey: "capabilities")
+        #expect(canonicalJSON(legacy.plugins[0]) == canonicalJSON(expectedPodwire))
+        #expect(canonicalJSON(legacy.plugins[1]) == canonicalJSON(["type": "portmap", "capabilities": ["portMappings": true]]))
+    }
+
+    @Test("the old conflist's cniVersion is one every plugin in it speaks")
     func versionsAgree() throws {
         let node = try TestNode()
-        let conflist = try Conflist.shipped()
+        let conflist = try Conflist.legacyWithPortmap()
         let chain = ChainRunner(node: node, conflist: conflist, cniPath: ChainRunner.defaultCNIPath)
         #expect(conflist.plugins.map { $0["type"] as? String } == ["podwire", "portmap"])
         for plugin in conflist.plugins {
@@ -67,11 +92,20 @@ struct ChainingTests {
         }
     }
 
-    @Test("ADD hands podwire's result to portmap, which DNATs hostPort 8080 to 10.244.1.2:80")
+    @Test("ADD hands podwire's result to portmap, which DNATs hostPort 8080 to 10.244.1.2:80; podwire maps nothing")
     func addThroughTheList() throws {
         let setup = try PortmappedPod()
         let node = setup.node
         #expect(setup.add.steps.map(\.type) == ["podwire", "portmap"])
+        // Without the capability the runtime hands podwire no portMappings, so it maps nothing:
+        // the port is portmap's alone (both mapping it would be two DNATs racing for one port).
+        let network = setup.conflist.name
+        let sets = try node.podwireSets(network: network)
+        for map in ["hp4", "hp4any", "hp6", "hp6any", "hpsnat4", "hpsnat6"] {
+            #expect((sets[map] ?? []).isEmpty, "podwire mapped a port under the old list: \(map) holds \(sets[map] ?? [])")
+        }
+        // Its masquerade (ipMasq stays in the old list's podwire entry) still holds the pod.
+        #expect(sets["masq4"] == ["10.244.1.2 comment \"\(ChainingTests.containerID)/eth0\""], "\(sets)")
 
         let podwire = try #require(setup.add.response(of: "podwire")?.json)
         let ips = try #require(podwire["ips"] as? [[String: Any]], "\(podwire)")
@@ -146,7 +180,7 @@ struct ChainingTests {
         #expect(ipv4Only.steps.count == 1 && ipv4Only.succeeded, "\(ipv4Only.description)")
     }
 
-    @Test("DEL in reverse order removes portmap's rules, then podwire's veth, host route and address file")
+    @Test("DEL in reverse order removes portmap's rules, then podwire's veth, host route, address file and masquerade element")
     func delThroughTheList() throws {
         let setup = try PortmappedPod()
         let node = setup.node
@@ -165,6 +199,8 @@ struct ChainingTests {
         #expect(try !node.routes().contains { $0.dst == "10.244.1.2" }, "host route to 10.244.1.2 left behind")
         #expect(try !node.fileExists(setup.conflist.addressFile("10.244.1.2")))
         #expect(try node.links(inPod: "pod-a").map(\.ifname) == ["lo"])
+        let elements = try node.podwirePerPodElements(network: setup.conflist.name)
+        #expect(elements.isEmpty, "podwire's table still holds:\n\(elements.joined(separator: "\n"))")
 
         // Runtimes retry DEL, and after a restart may have no cached result to send.
         let again = try setup.chain.del(pod: "pod-a", containerID: ChainingTests.containerID, result: setup.result)

@@ -3,9 +3,10 @@ import Testing
 
 /// podwire under Debian's containerd 1.6 and its CRI plugin, driven as a kubelet drives it:
 /// RunPodSandbox, PodSandboxStatus, StopPodSandbox and RemovePodSandbox through the project's own
-/// CRI client, with the node conflist conf/10-podwire.conflist (podwire, then portmap) and a pause
-/// image built from Tests/Runtimes/pause. Each test has a containerd of its own in a private
-/// network + mount namespace of real root, and ends proving that nothing of its pods is left.
+/// CRI client, with the node conflist conf/10-podwire.conflist (podwire alone, mapping hostPorts and
+/// masquerading in its nftables table) and a pause image built from Tests/Runtimes/pause. Each
+/// test has a containerd of its own in a private network + mount namespace of real root, and ends
+/// proving that nothing of its pods is left.
 @Suite("containerd CRI: pod sandboxes through containerd's CRI with conf/10-podwire.conflist", .needs(.realRoot))
 struct RuntimeContainerdTests {
     static let subnetPrefix = "10.244.1."
@@ -59,7 +60,7 @@ struct RuntimeContainerdTests {
         #expect(machine.isEmpty, "left on this machine: \(machine)")
     }
 
-    @Test("containerd CRI: a hostPort asked in RunPodSandbox answers a client outside the node through portmap")
+    @Test("containerd CRI: a hostPort asked in RunPodSandbox is podwire's map element and answers a client outside the node")
     func hostPortReachableFromOutside() throws {
         let containerd = try ContainerdNode()
         let node = containerd.node
@@ -77,17 +78,28 @@ struct RuntimeContainerdTests {
         #expect(mappings?.count == 1 && mappings?.first?["host_port"] as? Int == 8080
                 && mappings?.first?["container_port"] as? Int == 80, "port_mappings as containerd stored them: \(String(describing: mappings))")
 
-        // portmap, after podwire in the list, DNATs the node's port 8080 to the pod.
-        let dnatChain = try node.portmapDNATChain(network: Self.network, containerID: sandbox.id)
-        let rules = try node.natRules()
-        let dnat = "-A \(dnatChain) -p tcp -m tcp --dport 8080 -j DNAT --to-destination \(sandbox.ip):80"
-        #expect(rules.contains(dnat), "missing `\(dnat)` in:\n\(rules.joined(separator: "\n"))")
+        // podwire, handed the mapping as runtimeConfig.portMappings (go-cni's keys), DNATs the
+        // node's port 8080 on every address to the pod through its hp4any map, the element
+        // commented with the sandbox's attachment.
+        let element = TestNode.hostPortElement(hostPort: 8080, owner: "\(sandbox.id)/eth0", podIP: sandbox.ip, containerPort: 80)
+        let hp4any = try node.check(["nft", "list", "map", "inet", TestNode.podwireTable(network: Self.network), "hp4any"])
+        #expect(hp4any.contains(element), "missing `\(element)` in:\n\(hp4any)")
+        let sets = try node.podwireSets(network: Self.network)
+        #expect(sets["hp4any"] == [element], "\(sets)")
+        #expect((sets["hp4"] ?? []).isEmpty && (sets["hp6"] ?? []).isEmpty && (sets["hp6any"] ?? []).isEmpty, "\(sets)")
+        #expect(sets["masq4"] == ["\(sandbox.ip) comment \"\(sandbox.id)/eth0\""], "\(sets)")
+        // What the leftover check reads sees this pod's elements: after teardown it would catch one left.
+        let perPod = try node.podwirePerPodElements(network: Self.network)
+        #expect(perPod.contains("hp4any: \(element)") && perPod.contains { $0.hasPrefix("masq4: \(sandbox.ip) ") }, "\(perPod)")
+        // No chained portmap any more: nothing of the pod in iptables.
+        let portmapRules = try node.natRules().filter { $0.contains("CNI-DN-") || $0.contains(sandbox.id) || $0.contains(sandbox.ip) }
+        #expect(portmapRules.isEmpty, "iptables nat rules for the pod: \(portmapRules)")
 
         // A listener on the container port in the pod's netns, a client in the outside namespace
         // connecting to the node's address and the hostPort.
         let run = try node.connectThroughHostPort(pod: "web", netns: sandbox.netns, address: Masq.nodeOutside, port: 8080)
         #expect(run.succeeded, "\(run)")
-        // The client is not in the pod network, so portmap does not masquerade it: the pod sees it as it is.
+        // The client is not in the pod network, so it is not masqueraded: the pod sees it as it is.
         #expect(run.stdout == "hello from web to \(Masq.outside)\n", "\(run)")
 
         try node.check(["ip", "netns", "delete", "outside"])
@@ -125,6 +137,10 @@ struct RuntimeContainerdTests {
         }
         let after = try node.ping(from: sandboxes[1].podName, to: sandboxes[0].ip)
         #expect(after.succeeded, "pod-b to pod-a after the restart: \(after)")
+        // pod-a's hostPort, mapped by podwire at RunPodSandbox, outlives containerd's death.
+        let mapped = try node.podwireElements(network: Self.network, set: "hp4any")
+        #expect(mapped == [TestNode.hostPortElement(hostPort: 8081, owner: "\(sandboxes[0].id)/eth0", podIP: sandboxes[0].ip, containerPort: 80)],
+                "hp4any after the restart: \(String(describing: mapped))")
 
         // A kubelet stops a pod at least once before it removes it, and may stop it again.
         for sandbox in sandboxes {

@@ -3,10 +3,10 @@ import Testing
 
 /// podwire under libcni itself, the library containerd's CRI plugin and CRI-O use: the project's
 /// client (Tests/Runtimes/libcni/main.go, built against Debian's libcni 1.1) loads the node's
-/// conflist, podwire then Debian's portmap, from a configuration directory and runs
+/// conflist, podwire alone with the portMappings capability, from a configuration directory and runs
 /// AddNetworkList, CheckNetworkList, DelNetworkList and GetNetworkListCachedResult with a
 /// Kubernetes pod's CNI_ARGS and portMappings, libcni's result cache in a directory of the node.
-@Suite("libcni runs the node's conflist (podwire, then portmap) for a pod sandbox", .needs(.realRoot))
+@Suite("libcni runs the node's conflist (podwire alone) for a pod sandbox", .needs(.realRoot))
 struct RuntimeLibcniTests {
     @Test("libcni ADD wires the pod from the range and caches the result GetNetworkListCachedResult returns")
     func addAndCachedResult() throws {
@@ -32,11 +32,9 @@ struct RuntimeLibcniTests {
         let nodeRoutes = try node.routes()
         #expect(nodeRoutes.contains { $0.dst == "10.244.1.2" && $0.dev == veth && $0.scope == "host" }, "\(nodeRoutes)")
         #expect(try node.readFile(pod.conflist.addressFile("10.244.1.2")) == "\(LibcniPod.containerID)\r\neth0")
-        // portmap got podwire's result and the portMappings capability.
-        let dnat = try node.portmapDNATChain(network: pod.conflist.name, containerID: LibcniPod.containerID)
-        let rules = try node.natRules()
-        #expect(rules.contains("-A \(dnat) -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.2:80"),
-                "\(rules.joined(separator: "\n"))")
+        // libcni handed podwire the portMappings capability (go-cni's capitalised keys).
+        let elements = try node.mapElements(table: "podwire-\(pod.conflist.name)", map: "hp4any")
+        #expect(elements == ["tcp . 8080 comment \"\(LibcniPod.containerID)/eth0\" : 10.244.1.2 . 80"], "\(elements)")
         #expect(try node.ping(from: LibcniPod.pod, to: "10.244.1.1").succeeded)
 
         // What a runtime reads back after a restart: the very result ADD returned.
@@ -60,7 +58,7 @@ struct RuntimeLibcniTests {
         try pod.expectNothingLeft()
     }
 
-    @Test("libcni CHECK passes with the cached result, and fails naming a host route that went missing")
+    @Test("libcni CHECK passes with the cached result, and fails naming a host route, then a hostPort, that went missing")
     func checkThroughTheList() throws {
         let pod = try LibcniPod()
         let node = pod.node
@@ -68,52 +66,27 @@ struct RuntimeLibcniTests {
         let veth = try #require(LibcniPod.hostVeth(in: result), "no host interface in \(result)")
 
         let check = try pod.libcni("check")
-        if check.succeeded {
-            #expect(check.stdout.isEmpty, "\(check)")
-        } else if check.stdout.contains("could not check ipv6 dnat") {
-            // portmap ≤ 1.2 looks for its IPv4 chain in ip6tables too whenever ip6tables works,
-            // and libcni stops the list there.
-            withKnownIssue("containernetworking/plugins#819: portmap CHECK fails looking for a non-existent IPv6 rule") {
-                Issue.record("libcni CHECK: \(check)")
-            }
-        } else {
-            Issue.record("libcni CHECK failed: \(check)")
-        }
-        // With ip6tables out of portmap's reach, every plugin of the list must pass CHECK.
-        let ipv4Only = try pod.libcni("check", path: LibcniPod.ipv4OnlyPath)
-        #expect(ipv4Only.succeeded && ipv4Only.stdout.isEmpty, "\(ipv4Only)")
+        #expect(check.succeeded && check.stdout.isEmpty, "\(check)")
 
         // A broken attachment: podwire's CHECK names it, and libcni hands its error on.
         try node.ip("route", "del", "10.244.1.2", "dev", veth)
-        let broken = try pod.libcni("check", path: LibcniPod.ipv4OnlyPath)
+        let broken = try pod.libcni("check")
         #expect(!broken.succeeded, "CHECK passed without the host route: \(broken)")
         let error = try #require(try? JSONSerialization.jsonObject(with: Data(broken.stdout.utf8)) as? [String: Any],
                                  "no CNI error on stdout: \(broken)")
         #expect(error["code"] as? Int == 104, "\(broken)")
         #expect((error["msg"] as? String)?.contains("host route 10.244.1.2 dev \(veth) is missing") == true, "\(broken)")
+        try node.ip("route", "add", "10.244.1.2", "dev", veth, "scope", "host")
+
+        // The hostPort's element deleted behind podwire's back: CHECK names it.
+        try node.check(["nft", "delete element inet podwire-\(pod.conflist.name) hp4any { tcp . 8080 }"])
+        let unmapped = try pod.libcni("check")
+        let unmappedError = try? JSONSerialization.jsonObject(with: Data(unmapped.stdout.utf8)) as? [String: Any]
+        #expect(!unmapped.succeeded && unmappedError?["code"] as? Int == 104, "\(unmapped)")
+        #expect((unmappedError?["msg"] as? String)?.contains("hostPort 0.0.0.0:tcp/8080 -> 10.244.1.2:80 is missing from map hp4any") == true,
+                "\(unmapped)")
 
         try pod.del()
-        try pod.expectNothingLeft()
-    }
-
-    @Test("libcni hostPort 8080 through portmap reaches the pod's port 80 from outside the node")
-    func hostPortFromOutside() throws {
-        let pod = try LibcniPod()
-        let node = pod.node
-        _ = try pod.add()
-        try node.addOutside()
-
-        let connection = try node.connectThroughHostPort(pod: LibcniPod.pod, address: Masq.nodeOutside, port: 8080)
-        #expect(connection.succeeded, "\(connection)")
-        // The client is not in the pod network, so portmap does not masquerade: the pod sees it as it is.
-        #expect(connection.stdout == "hello from \(LibcniPod.pod) to \(Masq.outside)\n", "\(connection)")
-
-        try pod.del()
-        // The port is closed with the pod: nothing answers on the node's 8080 any more.
-        let refused = try node.run(["timeout", "5", "nsenter", "--net=\(node.netnsPath("outside"))",
-                                    "bash", "-c", "exec 3<>/dev/tcp/\(Masq.nodeOutside)/8080"], timeout: 15)
-        #expect(!refused.succeeded, "the node's port 8080 still accepts a connection after DEL: \(refused)")
-        try node.removeOutside()
         try pod.expectNothingLeft()
     }
 
@@ -123,7 +96,6 @@ struct RuntimeLibcniTests {
         let node = pod.node
         let result = try pod.add()
         let veth = try #require(LibcniPod.hostVeth(in: result), "no host interface in \(result)")
-        let dnat = try node.portmapDNATChain(network: pod.conflist.name, containerID: LibcniPod.containerID)
         #expect(try node.fileExists(pod.cacheFile), "ADD left no cache file")
 
         try pod.del()
@@ -131,7 +103,7 @@ struct RuntimeLibcniTests {
         #expect(try !node.routes().contains { $0.dst == "10.244.1.2" }, "host route to 10.244.1.2 left behind")
         #expect(try !node.fileExists(pod.conflist.addressFile("10.244.1.2")), "address file left behind")
         #expect(try node.links(inPod: LibcniPod.pod).map(\.ifname) == ["lo"], "the pod still has interfaces")
-        #expect(try !node.natRules().contains { $0.contains(dnat) }, "portmap's chain \(dnat) left behind")
+        #expect(try node.mapElements(table: "podwire-\(pod.conflist.name)", map: "hp4any").isEmpty, "the hostPort's element left behind")
         #expect(try !node.fileExists(pod.cacheFile), "libcni's cache entry left behind")
         let cached = try pod.libcni("cached")
         #expect(cached.succeeded && cached.stdout == "null\n", "a cached result after DEL: \(cached)")

@@ -3,18 +3,20 @@ import Testing
 
 /// podwire under a real container engine: Debian's podman 4.3 with its CNI backend, runc and
 /// cgroupfs, in a real-root node (Tests/Runtimes/podman/podman.sh keeps every file podman uses in
-/// the node). The network is the node's conflist, podwire then Debian's portmap, with podwire's
-/// masquerade on, so that a pod also leaves nftables state to clean up.
+/// the node). The network is the node's conflist, conf/10-podwire.conflist: podwire alone, with the
+/// portMappings capability and its masquerade on, so that a pod also leaves nftables state (a
+/// masquerade element, and a hostPort element when it publishes a port) to clean up.
 @Suite("podman with the CNI backend runs containers on a podwire network", .needs(.realRoot))
 struct RuntimePodmanTests {
-    /// `conf/10-podwire.conflist` with `ipMasq` (and the cluster's pod CIDR exempt) on podwire.
+    /// `conf/10-podwire.conflist` as shipped: podwire alone, with `ipMasq` (the cluster's pod CIDR
+    /// exempt) and the portMappings capability.
     static func network(sourceLocation: SourceLocation = #_sourceLocation) throws -> Conflist {
-        var conflist = try Conflist.shipped(sourceLocation: sourceLocation)
-        var plugins = conflist.plugins
-        try #require(plugins.first?["type"] as? String == "podwire", "\(conflist.object)", sourceLocation: sourceLocation)
-        plugins[0]["ipMasq"] = true
-        plugins[0]["noMasqueradeCIDRs"] = ["10.244.0.0/16"]
-        conflist.object["plugins"] = plugins
+        let conflist = try Conflist.shipped(sourceLocation: sourceLocation)
+        let podwire = try #require(conflist.plugins.first, "\(conflist.object)", sourceLocation: sourceLocation)
+        try #require(conflist.plugins.count == 1 && podwire["type"] as? String == "podwire" && podwire["ipMasq"] as? Bool == true
+                     && (podwire["capabilities"] as? [String: Any])?["portMappings"] as? Bool == true,
+                     "the shipped conflist is not podwire alone with ipMasq and portMappings: \(conflist.object)",
+                     sourceLocation: sourceLocation)
         return conflist
     }
 
@@ -76,6 +78,48 @@ struct RuntimePodmanTests {
 
         #expect(try node.masqMembers().isEmpty, "masq4 still holds elements")
         let left = try podman.leftovers(attachments: [idA, idB])
+        #expect(left.isEmpty, "left on the node after podman rm -f:\n\(left.joined(separator: "\n"))")
+    }
+
+    @Test("podman run -p 8080:80: podwire maps the port in its hp4any map and a client outside the node reaches the container; rm -f unmaps it")
+    func publishedPort() throws {
+        let podman = try PodmanNode(conflist: try Self.network())
+        defer {
+            let problems = podman.close()
+            #expect(problems.isEmpty, "cleanup:\n\(problems.joined(separator: "\n"))")
+        }
+        let node = podman.node
+        let network = podman.conflist.name
+        // The outside first: `ip netns add` turns /run/netns into a bind mount of itself, and a
+        // container's netns pinned there before that would stay pinned under it.
+        try node.addOutside()
+        let id = try podman.podmanOK(["run", "-d", "--name", "web", "-p", "8080:80", "--network", network, PodmanNode.image]
+                                     + PodmanNode.idleCommand).trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(id.wholeMatch(of: /[0-9a-f]{64}/) != nil, "podman run printed \(id.debugDescription), not an ID")
+        let address = try Self.containerAddress(podman, "web")
+
+        // podman's CNI backend hands podwire runtimeConfig.portMappings (camelCase, no hostIP):
+        // the node's port 8080 on every address goes to the container's port 80.
+        let element = TestNode.hostPortElement(hostPort: 8080, owner: "\(id)/eth0", podIP: address, containerPort: 80)
+        let hp4any = try node.check(["nft", "list", "map", "inet", TestNode.podwireTable(network: network), "hp4any"])
+        #expect(hp4any.contains(element), "missing `\(element)` in:\n\(hp4any)")
+        let sets = try node.podwireSets(network: network)
+        #expect(sets["hp4any"] == [element], "\(sets)")
+        #expect(sets["masq4"] == ["\(address) comment \"\(id)/eth0\""], "\(sets)")
+
+        // A listener on port 80 in the container's netns, a client outside connecting to the node.
+        let netns = try podman.podmanOK(["inspect", "--format", "{{.NetworkSettings.SandboxKey}}", "web"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(netns.hasPrefix("/run/netns/"), "podman inspect SandboxKey: \(netns)")
+        let run = try node.connectThroughHostPort(pod: "web", netns: netns, address: Masq.nodeOutside, port: 8080)
+        #expect(run.succeeded, "\(run)")
+        #expect(run.stdout == "hello from web to \(Masq.outside)\n", "\(run)")
+
+        try podman.podmanOK(["rm", "-f", "web"])
+        try node.removeOutside()
+        let elements = try node.podwirePerPodElements(network: network)
+        #expect(elements.isEmpty, "podwire's table still holds after podman rm -f:\n\(elements.joined(separator: "\n"))")
+        let left = try podman.leftovers(attachments: [id])
         #expect(left.isEmpty, "left on the node after podman rm -f:\n\(left.joined(separator: "\n"))")
     }
 

@@ -79,6 +79,39 @@ struct Conflist {
         return Conflist(object: object)
     }
 
+    /// The node list as it was before podwire mapped hostPorts itself: the shipped podwire entry
+    /// without its `capabilities` (so the runtime hands it no portMappings; its ipMasq and
+    /// ip-masq-agent keys stay), then Debian's `portmap` with the portMappings capability. A node
+    /// that kept such a list must go on working: podwire then maps nothing, portmap everything.
+    static func legacyWithPortmap(sourceLocation: SourceLocation = #_sourceLocation) throws -> Conflist {
+        var conflist = try shipped(sourceLocation: sourceLocation)
+        var plugins = conflist.plugins
+        try #require(plugins.count == 1 && plugins[0]["type"] as? String == "podwire",
+                     "conf/10-podwire.conflist is not one podwire entry: \(conflist.object)", sourceLocation: sourceLocation)
+        plugins[0].removeValue(forKey: "capabilities")
+        plugins.append(["type": "portmap", "capabilities": ["portMappings": true]])
+        conflist.object["plugins"] = plugins
+        return conflist
+    }
+
+    /// The list with an IPv6 range (fd00:10:244:1::/64, route ::/0) beside each podwire-ipam's
+    /// IPv4 one, and fd00:10:244::/48 not masqueraded.
+    func dualStack() -> Conflist {
+        var copy = self
+        var plugins = self.plugins
+        for index in plugins.indices {
+            guard var ipam = plugins[index]["ipam"] as? [String: Any], ipam["type"] as? String == "podwire-ipam" else { continue }
+            ipam["ranges"] = (ipam["ranges"] as? [Any] ?? []) + [[["subnet": "fd00:10:244:1::/64"]]]
+            ipam["routes"] = (ipam["routes"] as? [Any] ?? []) + [["dst": "::/0"]]
+            plugins[index]["ipam"] = ipam
+            if let cidrs = plugins[index]["nonMasqueradeCIDRs"] as? [String] {
+                plugins[index]["nonMasqueradeCIDRs"] = cidrs + ["fd00:10:244::/48"]
+            }
+        }
+        copy.object["plugins"] = plugins
+        return copy
+    }
+
     /// The IPAM `dataDir` of the first plugin that has one.
     var dataDir: String {
         plugins.lazy.compactMap { ($0["ipam"] as? [String: Any])?["dataDir"] as? String }.first ?? "/var/lib/cni/networks"
@@ -224,5 +257,79 @@ extension TestNode {
     func portmapDNATChain(network: String, containerID: String) throws -> String {
         let digest = try check(["sh", "-c", "printf %s \"$0\" | sha512sum", network + containerID])
         return String(("CNI-DN-" + digest.prefix { $0.isHexDigit }).prefix(28))
+    }
+}
+
+// MARK: - podwire's per-network nftables table
+
+extension TestNode {
+    /// podwire's per-network table: `inet podwire-<network>`.
+    static func podwireTable(network: String) -> String { "podwire-\(network)" }
+
+    /// The sets and maps of podwire's table that hold one element per pod (masquerade, hostPorts
+    /// and their hairpin SNAT pairs), as opposed to `exempt4`/`exempt6`, which hold the config.
+    static let podwirePerPodSets = ["masq4", "masq6", "hp4", "hp4any", "hp6", "hp6any", "hpsnat4", "hpsnat6"]
+
+    /// Every set and map of podwire's table for `network` with its elements, each written as
+    /// `nft list` writes it (`tcp . 8080 comment "<id>/eth0" : 10.244.1.2 . 80`, `10.244.1.2
+    /// comment "<id>/eth0"`), read from `nft -j`. Empty when the table does not exist.
+    func podwireSets(network: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: [String]] {
+        let table = Self.podwireTable(network: network)
+        let listed = try run(["nft", "-j", "list", "table", "inet", table])
+        if !listed.succeeded && listed.stderr.contains("No such file or directory") { return [:] }
+        try #require(listed.succeeded, "nft -j list table inet \(table): \(listed)", sourceLocation: sourceLocation)
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any],
+                                "nft -j printed no JSON object: \(listed.stdout)", sourceLocation: sourceLocation)
+        var sets: [String: [String]] = [:]
+        for item in (root["nftables"] as? [[String: Any]]) ?? [] {
+            guard let object = (item["set"] ?? item["map"]) as? [String: Any], let name = object["name"] as? String else { continue }
+            sets[name] = ((object["elem"] as? [Any]) ?? []).map(Self.nftElementText)
+        }
+        return sets
+    }
+
+    /// The elements of one of podwire's sets or maps; nil when the table or that set does not exist.
+    func podwireElements(network: String, set: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String]? {
+        try podwireSets(network: network, sourceLocation: sourceLocation)[set]
+    }
+
+    /// The per-pod elements podwire's table holds (see `podwirePerPodSets`), each as "set: element".
+    func podwirePerPodElements(network: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
+        let sets = try podwireSets(network: network, sourceLocation: sourceLocation)
+        return Self.podwirePerPodSets.flatMap { name in (sets[name] ?? []).map { "\(name): \($0)" } }
+    }
+
+    /// One element of `nft -j`'s `elem` array in nft's own text syntax.
+    static func nftElementText(_ element: Any) -> String {
+        // A map element is [key, data]; the key may carry a comment (and a counter) in an `elem` wrapper.
+        if let pair = element as? [Any], pair.count == 2 {
+            return nftElementText(pair[0]) + " : " + nftExpressionText(pair[1])
+        }
+        if let wrapped = (element as? [String: Any])?["elem"] as? [String: Any] {
+            let comment = (wrapped["comment"] as? String).map { " comment \"\($0)\"" } ?? ""
+            return nftExpressionText(wrapped["val"] ?? "") + comment
+        }
+        return nftExpressionText(element)
+    }
+
+    private static func nftExpressionText(_ value: Any) -> String {
+        if let text = value as? String { return text }
+        if let number = value as? Int { return String(number) }
+        if let number = value as? NSNumber { return number.stringValue }
+        guard let object = value as? [String: Any] else { return String(describing: value) }
+        if let parts = object["concat"] as? [Any] { return parts.map(nftExpressionText).joined(separator: " . ") }
+        if let prefix = object["prefix"] as? [String: Any] {
+            return "\(nftExpressionText(prefix["addr"] ?? ""))/\(nftExpressionText(prefix["len"] ?? ""))"
+        }
+        if let range = object["range"] as? [Any], range.count == 2 {
+            return "\(nftExpressionText(range[0]))-\(nftExpressionText(range[1]))"
+        }
+        return String(describing: value)
+    }
+
+    /// podwire's hostPort map element forwarding `hostPort` to the pod's `containerPort`, commented
+    /// with its attachment (`owner`, "<containerID>/<ifname>"), as `nft list map` prints it.
+    static func hostPortElement(proto: String = "tcp", hostPort: Int, owner: String, podIP: String, containerPort: Int) -> String {
+        "\(proto) . \(hostPort) comment \"\(owner)\" : \(podIP) . \(containerPort)"
     }
 }

@@ -112,8 +112,9 @@ struct CRIPodRequest {
     }
 }
 
-/// A real-root node running containerd with its CRI plugin, wired to podwire through `conflist`.
-/// Everything containerd keeps lives in the node's tmpfs (`dir`, /run, /var/lib/cni), so closing
+/// A real-root node running containerd with its CRI plugin, wired to podwire through `conflist`
+/// (by default the shipped one: podwire alone, mapping hostPorts and masquerading in its nftables
+/// table `inet podwire-<network>`). Everything containerd keeps lives in the node's tmpfs (`dir`, /run, /var/lib/cni), so closing
 /// the node leaves nothing on disk; its pods' cgroups are removed by `close()`.
 final class ContainerdNode {
     static let dir = "/run/containerd-node"
@@ -124,6 +125,8 @@ final class ContainerdNode {
     /// must still not exist after.
     private let absentOutside: [String]
     private var closed = false
+    /// The conflist's network name: podwire's table is `inet podwire-<network>`.
+    let network: String
 
     var socket: String { "\(Self.dir)/containerd.sock" }
 
@@ -135,11 +138,12 @@ final class ContainerdNode {
         if let problem = ContainerdKit.problem {
             throw ContainerdKitError(description: "the containerd node kit cannot run here: \(problem)")
         }
-        try Requirement.referencePlugin("portmap").require()
         let podwire = try PluginUnderTest.podwire.requireBinary(sourceLocation: sourceLocation)
         let ipam = PodwireBinary.locateIPAM()
         try #require(ipam.path != nil, "\(ipam.reason ?? "podwire-ipam not found")", sourceLocation: sourceLocation)
         let conflistData = try conflist ?? Self.shippedConflist(sourceLocation: sourceLocation)
+        let parsed = try? JSONSerialization.jsonObject(with: conflistData) as? [String: Any]
+        network = try #require(parsed?["name"] as? String, "the conflist has no \"name\"", sourceLocation: sourceLocation)
         absentOutside = Self.defaultPaths.filter { !FileManager.default.fileExists(atPath: $0) }
         node = try TestNode(realRoot: true)
         cgroupParent = ContainerdKit.newCgroupParent()
@@ -339,8 +343,10 @@ final class ContainerdNode {
     }
 
     /// Asserts that nothing of `sandboxes` is left on the node: no host veth, no host route, no
-    /// address file, no portmap rule or chain naming them, no nftables element, and no runtime
-    /// state (ListPodSandbox, libcni's result cache, shims, pods' processes and cgroups, netns).
+    /// address file, no iptables nat rule or chain naming them (a chained portmap's), no nftables
+    /// line naming them, no per-pod element at all in podwire's table (masquerade, hostPort maps,
+    /// hairpin SNAT pairs: with ListPodSandbox empty the node has no pod to hold one), and no
+    /// runtime state (ListPodSandbox, libcni's result cache, shims, pods' processes and cgroups, netns).
     func expectNothingLeft(of sandboxes: [CRISandbox], dataDir: String = "/run/cni-ipam-state",
                            sourceLocation: SourceLocation = #_sourceLocation) throws {
         let listed = try list()
@@ -364,6 +370,12 @@ final class ContainerdNode {
                 sourceLocation: sourceLocation)
         let nft = left.lines("nft").filter(naming)
         #expect(nft.isEmpty, "nftables lines naming the pods: \(nft)", sourceLocation: sourceLocation)
+        // Read set by set from `nft -j`, so an element is seen whatever the line it is printed on
+        // and whatever it names (a comment of another attachment, an address reused since).
+        let elements = try node.podwirePerPodElements(network: network, sourceLocation: sourceLocation)
+        let table = TestNode.podwireTable(network: network)
+        #expect(elements.isEmpty, "per-pod elements left in podwire's table inet \(table):\n\(elements.joined(separator: "\n"))",
+                sourceLocation: sourceLocation)
         #expect(left.lines("results").isEmpty, "libcni result cache entries left: \(left.lines("results"))",
                 sourceLocation: sourceLocation)
         #expect(left.lines("netns").isEmpty, "network namespaces left in /run/netns: \(left.lines("netns"))",

@@ -50,39 +50,31 @@ enum LibcniClient {
     }
 }
 
-/// One pod sandbox run through libcni in a real-root node as containerd's CRI plugin and CRI-O run
-/// it: the node's conflist (`conf/10-podwire.conflist`, podwire then Debian's portmap) in a
-/// configuration directory, podwire and podwire-ipam in a CNI bin directory before Debian's, the
-/// pod's netns pinned in /run/netns, and libcni's cache in a directory of the node.
-final class LibcniPod {
+/// A real-root node as containerd's CRI plugin and CRI-O run CNI on it: the node's conflist
+/// (`conf/10-podwire.conflist`: podwire alone, with the portMappings capability and ipMasq) in a
+/// configuration directory, podwire and podwire-ipam in a CNI bin directory before Debian's, pod
+/// namespaces pinned in /run/netns, and libcni's cache in a directory of the node.
+final class LibcniNode {
     static let confDirectory = "/run/cni/net.d"
     static let binDirectory = "/run/cni/bin"
     static let cacheDirectory = "/run/cni/cache"
-    /// A directory holding only `iptables`: portmap's CHECK then cannot reach ip6tables.
+    /// A directory holding only `iptables`: a chained portmap's CHECK then cannot reach ip6tables.
     static let ipv4OnlyPath = "/run/ipv4-only"
-    /// A runtime's sandbox ID: 64 hex digits.
-    static let containerID = "7e57ab1ec0ffee5a1d2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"
-    static let pod = "pod-a"
-    /// What kubelet hands the runtime for `hostPort: 8080, containerPort: 80`, as go-cni passes it,
-    /// and pod annotations, a capability the list's plugins do not declare (libcni must drop it).
-    static var capabilityArgs: [String: Any] {
-        ["portMappings": [["hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""]],
-         "io.kubernetes.cri.pod-annotations": ["podwire.test/annotation": "present"]]
-    }
 
     let node: TestNode
     let client: String
     let conflist: Conflist
-    var netns: String { node.netnsPath(Self.pod) }
-    var cacheFile: String { "\(Self.cacheDirectory)/results/\(conflist.name)-\(Self.containerID)-eth0" }
 
-    init(sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// `dualStack` adds fd00:10:244:1::/64 (and `::/0`) to the shipped list's podwire-ipam and
+    /// fd00:10:244::/48 to its nonMasqueradeCIDRs.
+    init(conflist custom: Conflist? = nil, dualStack: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         client = try LibcniClient.require(sourceLocation: sourceLocation)
         let podwire = try PluginUnderTest.podwire.requireBinary(sourceLocation: sourceLocation)
-        try Requirement.referencePlugin("portmap").require()
         let ipam = try #require(PodwireBinary.locateIPAM().path, "\(PodwireBinary.locateIPAM().reason ?? "podwire-ipam not found")",
                                 sourceLocation: sourceLocation)
-        conflist = try Conflist.shipped(sourceLocation: sourceLocation)
+        var conflist = try custom ?? Conflist.shipped(sourceLocation: sourceLocation)
+        if dualStack { conflist = conflist.dualStack() }
+        self.conflist = conflist
         let text = try #require(String(data: try JSONSerialization.data(withJSONObject: conflist.object,
                                                                          options: [.prettyPrinted, .sortedKeys]),
                                        encoding: .utf8))
@@ -93,23 +85,76 @@ final class LibcniPod {
         try node.check(["ln", "-s", podwire, "\(Self.binDirectory)/podwire"])
         try node.check(["ln", "-s", ipam, "\(Self.binDirectory)/podwire-ipam"])
         try node.check(["sh", "-c", "ln -s \"$(command -v iptables)\" \(Self.ipv4OnlyPath)/iptables"])
-        try node.addPod(Self.pod)
+    }
+
+    /// The libcni client's command line for `command` on one attachment.
+    func clientArguments(_ command: String, containerID: String, pod: String, netns: String,
+                         capabilityArgs: [String: Any]) throws -> [String] {
+        let capabilities = try JSONSerialization.data(withJSONObject: capabilityArgs, options: [.sortedKeys])
+        return [client,
+                "-confdir", Self.confDirectory, "-network", conflist.name,
+                "-path", "\(Self.binDirectory):\(PluginUnderTest.referenceDirectory)",
+                "-cache", Self.cacheDirectory,
+                "-id", containerID, "-netns", netns, "-ifname", "eth0",
+                "-pod-namespace", "default", "-pod-name", pod, "-pod-uid", "0b5e55ed-0000-4000-8000-\(String(containerID.suffix(12)))",
+                "-capability-args", String(decoding: capabilities, as: UTF8.self),
+                command]
+    }
+}
+
+/// One pod sandbox run through libcni on a `LibcniNode`, with a Kubernetes pod's CNI_ARGS and
+/// capability arguments (portMappings by default `hostPort: 8080, containerPort: 80`).
+final class LibcniPod {
+    static let confDirectory = LibcniNode.confDirectory
+    static let binDirectory = LibcniNode.binDirectory
+    static let cacheDirectory = LibcniNode.cacheDirectory
+    static let ipv4OnlyPath = LibcniNode.ipv4OnlyPath
+    /// A runtime's sandbox ID: 64 hex digits.
+    static let containerID = "7e57ab1ec0ffee5a1d2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"
+    static let pod = "pod-a"
+    /// What kubelet hands the runtime for `hostPort: 8080, containerPort: 80`, as go-cni passes it
+    /// (capitalised keys: go-cni's PortMapping has no JSON tags), and pod annotations, a
+    /// capability the list's plugins do not declare (libcni must drop it).
+    static var capabilityArgs: [String: Any] {
+        ["portMappings": [["HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""]],
+         "io.kubernetes.cri.pod-annotations": ["podwire.test/annotation": "present"]]
+    }
+
+    let host: LibcniNode
+    let name: String
+    let id: String
+    var capabilityArgs: [String: Any]
+    var node: TestNode { host.node }
+    var conflist: Conflist { host.conflist }
+    var client: String { host.client }
+    var netns: String { node.netnsPath(name) }
+    var cacheFile: String { "\(Self.cacheDirectory)/results/\(conflist.name)-\(id)-eth0" }
+
+    /// The first pod of a node of its own.
+    convenience init(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try self.init(on: LibcniNode(sourceLocation: sourceLocation))
+    }
+
+    /// A pod on `host`; its namespace is made now.
+    init(on host: LibcniNode, name: String = LibcniPod.pod, id: String = LibcniPod.containerID,
+         portMappings: [[String: Any]]? = nil) throws {
+        self.host = host
+        self.name = name
+        self.id = id
+        var capabilities = Self.capabilityArgs
+        if let portMappings { capabilities["portMappings"] = portMappings }
+        capabilityArgs = capabilities
+        try host.node.addPod(name)
     }
 
     /// Runs the client: `add`, `check`, `del` or `cached`. `netns` nil passes the pod's; `path`
     /// replaces PATH (which libcni hands every plugin it execs).
     func libcni(_ command: String, netns: String? = nil, path: String? = nil) throws -> CommandResult {
-        let capabilities = try JSONSerialization.data(withJSONObject: Self.capabilityArgs, options: [.sortedKeys])
         var environment: [String: String] = [:]
         if let path { environment["PATH"] = path }
-        return try node.run([client,
-                             "-confdir", Self.confDirectory, "-network", conflist.name,
-                             "-path", "\(Self.binDirectory):\(PluginUnderTest.referenceDirectory)",
-                             "-cache", Self.cacheDirectory,
-                             "-id", Self.containerID, "-netns", netns ?? self.netns, "-ifname", "eth0",
-                             "-pod-namespace", "default", "-pod-name", Self.pod, "-pod-uid", "0b5e55ed-0000-4000-8000-000000000001",
-                             "-capability-args", String(decoding: capabilities, as: UTF8.self),
-                             command], environment: environment, timeout: 60)
+        return try node.run(try host.clientArguments(command, containerID: id, pod: name, netns: netns ?? self.netns,
+                                                     capabilityArgs: capabilityArgs),
+                            environment: environment, timeout: 60)
     }
 
     /// ADD through libcni; the list's result, parsed. Waits for the kernel's deferred link work,
@@ -127,6 +172,11 @@ final class LibcniPod {
         (result["interfaces"] as? [[String: Any]])?.first { $0["sandbox"] == nil }?["name"] as? String
     }
 
+    /// The pod's addresses in a result, without prefix length.
+    static func addresses(in result: [String: Any]) -> [String] {
+        ((result["ips"] as? [[String: Any]]) ?? []).compactMap { ($0["address"] as? String)?.split(separator: "/").first.map(String.init) }
+    }
+
     /// DEL through libcni, expected to succeed and print nothing.
     func del(netns: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let del = try libcni("del", netns: netns)
@@ -136,9 +186,9 @@ final class LibcniPod {
     /// The node after a runtime tore the pod down: the pod's netns removed as the runtime does,
     /// then nothing of the pod may be left.
     func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) throws {
-        if try node.fileExists(netns) { try node.removePod(Self.pod) }
+        if try node.fileExists(netns) { try node.removePod(name) }
         let leftovers = try node.runtimeLeftovers(network: conflist.name, dataDir: conflist.dataDir,
-                                                  attachments: [Self.containerID], podNetworkPrefix: "10.244.",
+                                                  attachments: [id], podNetworkPrefix: "10.244.",
                                                   cacheDirectories: [Self.cacheDirectory])
         #expect(leftovers.isEmpty, "left on the node:\n\(leftovers.joined(separator: "\n"))", sourceLocation: sourceLocation)
     }

@@ -32,7 +32,6 @@ final class PodmanNode {
         let podwire = try PluginUnderTest.podwire.requireBinary(sourceLocation: sourceLocation)
         let located = PodwireBinary.locateIPAM()
         let ipam = try #require(located.path, "\(located.reason ?? "podwire-ipam not found")", sourceLocation: sourceLocation)
-        try Requirement.referencePlugin("portmap").require()
         self.conflist = conflist
         node = try TestNode(realRoot: true)
         do {
@@ -89,10 +88,13 @@ final class PodmanNode {
     }
 
     /// What the node must be once podman's containers are removed: nothing of any pod (see
-    /// `runtimeLeftovers`), no container in podman's store, no cgroup of a container.
+    /// `runtimeLeftovers`), no per-pod element at all in podwire's table (masquerade, hostPort
+    /// maps, hairpin SNAT pairs, whatever they name), no container in podman's store, no cgroup
+    /// of a container.
     func leftovers(attachments: [String]) throws -> [String] {
         var left = try node.runtimeLeftovers(network: conflist.name, dataDir: conflist.dataDir, attachments: attachments,
                                              podNetworkPrefix: "10.244.", cacheDirectories: ["/var/lib/cni"])
+        left += try node.podwirePerPodElements(network: conflist.name).map { "podwire nftables element \($0)" }
         let containers = try podmanOK(["ps", "--all", "--format", "{{.ID}} {{.Names}} {{.Status}}"])
         left += containers.split(separator: "\n").map { "podman container \($0)" }
         // The parent and conmon's cgroup under it are podman's, made once; a container's are its own.

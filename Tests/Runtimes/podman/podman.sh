@@ -67,7 +67,16 @@ require_tools() {
         command -v "$tool" >/dev/null || die "$tool not found (apt-get install podman runc conmon iptables tar)"
     done
     [ -x /bin/busybox ] || die "/bin/busybox not found (apt-get install busybox-static)"
-    [ -x "$debian_plugins/portmap" ] || die "$debian_plugins/portmap not found (apt-get install containernetworking-plugins)"
+}
+
+# Every plugin the conflist names (its plugins' and their IPAMs' "type") must be on podman's CNI
+# paths: the kit's own directory (the plugins given to setup) or Debian's.
+require_conflist_plugins() {
+    local dir=$1 conflist=$2 type
+    while read -r type; do
+        [ -x "$dir/cni-bin/$type" ] || [ -x "$debian_plugins/$type" ] \
+            || die "the conflist names plugin \"$type\", found neither in $dir/cni-bin nor in $debian_plugins (give it to setup, or apt-get install containernetworking-plugins)"
+    done < <(grep -o '"type"[[:space:]]*:[[:space:]]*"[^"]*"' "$conflist" | sed 's/.*"\([^"]*\)"$/\1/' | sort -u)
 }
 
 # The environment every podman (and the `podman container cleanup` conmon runs when a container
@@ -253,6 +262,7 @@ setup() {
         [ -x "$plugin" ] || die "plugin $plugin is not an executable file"
         ln -s "$(readlink -f "$plugin")" "$dir/cni-bin/$(basename "$plugin")"
     done
+    require_conflist_plugins "$dir" "$conflist"
     write_configs "$dir" "$network"
     hide_machine_state
     build_image "$dir"

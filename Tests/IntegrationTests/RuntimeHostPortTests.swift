@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+
+/// hostPorts built into podwire, through libcni with the node's one-entry conflist (podwire
+/// alone, the portMappings capability, ipMasq): real traffic from the outside namespace, the node
+/// itself and the pod, and the kernel's state after every step.
+@Suite("libcni: podwire's built-in hostPorts", .serialized, .needs(.realRoot))
+struct RuntimeHostPortTests {
+    static let idA = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+    static let idB = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+    static let idC = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
+
+    @Test("TCP to a hostPort from outside, from the node's address, from 127.0.0.1, and hairpin from the pod itself")
+    func tcpFromEverywhere() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        try node.addOutside()
+        let pod = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        let result = try pod.add()
+        let veth = try #require(LibcniPod.hostVeth(in: result))
+        #expect(LibcniPod.addresses(in: result) == ["10.244.1.2"], "\(result)")
+        let table = "podwire-\(host.conflist.name)"
+        #expect(try node.mapElements(table: table, map: "hp4any") == ["tcp . 8080 comment \"\(Self.idA)/eth0\" : 10.244.1.2 . 80"])
+        #expect(try node.check(["sysctl", "-n", "net.ipv4.conf.\(veth).route_localnet"]).trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+
+        try node.startListener(netns: pod.netns, proto: "tcp", port: 80, name: "pod-a")
+        // From outside: the client is seen as it is (no SNAT for a client outside the pod network).
+        #expect(try node.exchange(from: node.netnsPath("outside"), proto: "tcp", address: Masq.nodeOutside, port: 8080)
+                == "hello from pod-a to \(Masq.outside)")
+        // From the node, to its own address: the node's address is a source the pod can answer.
+        #expect(try node.exchange(from: nil, proto: "tcp", address: Masq.nodeOutside, port: 8080)
+                == "hello from pod-a to \(Masq.nodeOutside)")
+        // From the node to 127.0.0.1: forwarded with route_localnet, masqueraded to the gateway.
+        #expect(try node.exchange(from: nil, proto: "tcp", address: "127.0.0.1", port: 8080) == "hello from pod-a to 10.244.1.1")
+        // Hairpin: the pod reaches itself through the node's address, masqueraded so the reply
+        // comes back through the node.
+        #expect(try node.exchange(from: pod.netns, proto: "tcp", address: Masq.nodeOutside, port: 8080)
+                == "hello from pod-a to 10.244.1.1")
+        // The port is the node's only: traffic to 8080 of another host, through the node, is not
+        // taken (it reaches that host, masqueraded by the list's ipMasq).
+        try node.startListener(netns: node.netnsPath("outside"), proto: "tcp", port: 8080, name: "outside")
+        #expect(try node.exchange(from: pod.netns, proto: "tcp", address: Masq.outside, port: 8080)
+                == "hello from outside to \(Masq.nodeOutside)", "a pod's connection to another host's 8080 was hijacked")
+
+        let check = try pod.libcni("check")
+        #expect(check.succeeded && check.stdout.isEmpty, "\(check)")
+
+        try pod.del()
+        #expect(try node.exchange(from: node.netnsPath("outside"), proto: "tcp", address: Masq.nodeOutside, port: 8080) == nil,
+                "the hostPort still answers after DEL")
+        try node.stopListeners()
+        try node.removeOutside()
+        try pod.expectNothingLeft()
+    }
+
+    @Test("route_localnet does not open the node's 127.0.0.1 services to the pod")
+    func loopbackGuard() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        let pod = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        _ = try pod.add()
+        // A service the node binds to loopback only, and a pod that routes 127.0.0.53 to its gateway.
+        try node.startListener(netns: "/proc/self/ns/net", proto: "tcp", port: 9053, name: "node-only")
+        #expect(try node.exchange(from: nil, proto: "tcp", address: "127.0.0.1", port: 9053) == "hello from node-only to 127.0.0.1")
+        try node.check(["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"], inPod: "pod-a")
+        try node.podIP("pod-a", "route", "add", "127.0.0.53/32", "via", "10.244.1.1", "dev", "eth0")
+        #expect(try node.exchange(from: pod.netns, proto: "tcp", address: "127.0.0.53", port: 9053) == nil,
+                "the pod reached a service bound to the node's loopback")
+        // The control: without podwire's guard rule the same connection gets through, so the
+        // refusal above is the guard's.
+        try node.check(["nft", "flush", "chain", "inet", "podwire-\(host.conflist.name)", "hpinput"])
+        #expect(try node.exchange(from: pod.netns, proto: "tcp", address: "127.0.0.53", port: 9053) == "hello from node-only to 10.244.1.2")
+        try node.stopListeners()
+        try pod.del()
+        try pod.expectNothingLeft()
+    }
+
+    @Test("UDP from outside; a flow from a fixed source port reaches the port's next holder after the first pod's DEL")
+    func udpFlowFollowsTheHolder() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        try node.addOutside()
+        // podman's and CRI-O's spelling: camelCase, no hostIP.
+        let udp: [[String: Any]] = [["hostPort": 5353, "containerPort": 53, "protocol": "udp"]]
+        let first = try LibcniPod(on: host, name: "pod-a", id: Self.idA, portMappings: udp)
+        _ = try first.add()
+        try node.startListener(netns: first.netns, proto: "udp", port: 53, name: "pod-a")
+        let outside = node.netnsPath("outside")
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5353, sourcePort: 40000)
+                == "hello from pod-a to \(Masq.outside)")
+
+        try first.del()
+        try node.stopListeners()
+        try node.removePod("pod-a")
+        let next = try LibcniPod(on: host, name: "pod-b", id: Self.idB, portMappings: udp)
+        let result = try next.add()
+        #expect(LibcniPod.addresses(in: result) != ["10.244.1.2"], "the next holder got the first pod's address: \(result)")
+        try node.startListener(netns: next.netns, proto: "udp", port: 53, name: "pod-b")
+        // The same client flow (same source port): conntrack must not remember the dead pod.
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5353, sourcePort: 40000)
+                == "hello from pod-b to \(Masq.outside)")
+
+        try next.del()
+        try node.stopListeners()
+        try node.removeOutside()
+        try next.expectNothingLeft()
+        try first.expectNothingLeft()
+    }
+
+    @Test("A pod asking for a taken hostPort is refused naming the holder, which keeps its port, also after the refused pod's DEL")
+    func conflictRefused() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        try node.addOutside()
+        let holder = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        let holderVeth = try #require(LibcniPod.hostVeth(in: try holder.add()))
+        try node.startListener(netns: holder.netns, proto: "tcp", port: 80, name: "pod-a")
+
+        let table = "podwire-\(host.conflist.name)"
+        let held = ["tcp . 8080 comment \"\(Self.idA)/eth0\" : 10.244.1.2 . 80"]
+        for (name, id, hostIP) in [("pod-b", Self.idB, ""), ("pod-c", Self.idC, Masq.nodeOutside)] {
+            let second = try LibcniPod(on: host, name: name, id: id,
+                                       portMappings: [["HostPort": 8080, "ContainerPort": 8080, "Protocol": "tcp", "HostIP": hostIP]])
+            let refused = try second.libcni("add")
+            #expect(!refused.succeeded, "a second pod took hostPort 8080 (hostIP \"\(hostIP)\"): \(refused)")
+            let error = try #require(try? JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any], "\(refused)")
+            #expect(error["code"] as? Int == 105, "\(refused)")
+            #expect((error["msg"] as? String)?.contains("tcp/8080 is already taken by container \(Self.idA) (interface eth0)") == true,
+                    "\(refused)")
+            // Nothing of the refused pod is left, and the holder still has its port...
+            #expect(try node.mapElements(table: table, map: "hp4any") == held)
+            #expect(try node.mapElements(table: table, map: "hp4").isEmpty)
+            #expect(try node.exchange(from: node.netnsPath("outside"), proto: "tcp", address: Masq.nodeOutside, port: 8080)
+                    == "hello from pod-a to \(Masq.outside)")
+            // ...also after the runtime's DEL of the refused pod, which carries the same portMappings.
+            try second.del()
+            #expect(try node.mapElements(table: table, map: "hp4any") == held)
+            #expect(try node.exchange(from: node.netnsPath("outside"), proto: "tcp", address: Masq.nodeOutside, port: 8080)
+                    == "hello from pod-a to \(Masq.outside)")
+            try node.removePod(name)
+            try expectOnlyTheHolder(node, refused: id, holderVeth: holderVeth)
+        }
+        // A re-ADD of the holder itself (a runtime's retry) is not a conflict.
+        let again = try holder.libcni("add")
+        #expect(!again.stdout.contains("\"code\":105"), "\(again)")
+
+        try holder.del()
+        try node.stopListeners()
+        try node.removeOutside()
+        try holder.expectNothingLeft()
+    }
+
+    /// The node holds the holder's wiring and nothing of the refused pod: no other veth, route,
+    /// address file, cache entry or nftables line naming it or the address it was given.
+    func expectOnlyTheHolder(_ node: TestNode, refused id: String, holderVeth: String,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(Set(try node.links().map(\.ifname)) == ["lo", "out0", holderVeth], sourceLocation: sourceLocation)
+        #expect(try node.routes().filter { $0.dst.hasPrefix("10.244.") }.map(\.dst) == ["10.244.1.2"], sourceLocation: sourceLocation)
+        let store = try node.listDirectory("/run/cni-ipam-state/kindnet").filter { $0.hasPrefix("10.244.") }
+        #expect(store == ["10.244.1.2"], sourceLocation: sourceLocation)
+        #expect(try node.listDirectory("\(LibcniNode.cacheDirectory)/results").allSatisfy { !$0.contains(id) }, sourceLocation: sourceLocation)
+        let ruleset = try node.check(["nft", "list", "ruleset"])
+        #expect(!ruleset.contains(id) && !ruleset.contains("10.244.1.3"), "\(ruleset)", sourceLocation: sourceLocation)
+    }
+
+    @Test("A dual-stack pod's hostPort answers IPv6 from outside too, and DEL leaves no rule or element naming either address")
+    func dualStackFromOutside() throws {
+        let host = try LibcniNode(dualStack: true)
+        let node = host.node
+        try node.addOutside()
+        let pod = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        let result = try pod.add()
+        let addresses = LibcniPod.addresses(in: result)
+        #expect(addresses == ["10.244.1.2", "fd00:10:244:1::2"], "\(result)")
+        let table = "podwire-\(host.conflist.name)"
+        #expect(try node.mapElements(table: table, map: "hp6any") == ["tcp . 8080 comment \"\(Self.idA)/eth0\" : fd00:10:244:1::2 . 80"])
+
+        try node.startListener(netns: pod.netns, proto: "tcp", port: 80, name: "pod-a")
+        let outside = node.netnsPath("outside")
+        #expect(try node.exchange(from: outside, proto: "tcp", address: Masq.nodeOutside6, port: 8080) == "hello from pod-a to \(Masq.outside6)")
+        #expect(try node.exchange(from: outside, proto: "tcp", address: Masq.nodeOutside, port: 8080) == "hello from pod-a to \(Masq.outside)")
+        // Hairpin over IPv6 too.
+        #expect(try node.exchange(from: pod.netns, proto: "tcp", address: Masq.nodeOutside6, port: 8080) == "hello from pod-a to fd00:10:244:1::1")
+        let check = try pod.libcni("check")
+        #expect(check.succeeded && check.stdout.isEmpty, "\(check)")
+
+        try pod.del()
+        try node.stopListeners()
+        let ruleset = try node.check(["nft", "list", "ruleset"])
+        for address in addresses {
+            let lines = ruleset.split(separator: "\n").filter { $0.contains(address) }
+            #expect(lines.isEmpty, "nftables still names \(address):\n\(lines.joined(separator: "\n"))")
+        }
+        try node.removeOutside()
+        try pod.expectNothingLeft()
+    }
+
+    @Test("hostPorts exec nothing: under strace, libcni execs podwire and podwire execs no process (no iptables, nft or conntrack)")
+    func noExec() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        let pod = try LibcniPod(on: host, name: "pod-a", id: Self.idA,
+                                portMappings: [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"],
+                                               ["hostPort": 5353, "containerPort": 53, "protocol": "udp"]])
+        for command in ["add", "check", "del"] {
+            let trace = "/run/exec-trace-\(command)"
+            let argv = try host.clientArguments(command, containerID: pod.id, pod: pod.name, netns: pod.netns,
+                                                capabilityArgs: pod.capabilityArgs)
+            let run = try node.run(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", trace] + argv, timeout: 60)
+            #expect(run.succeeded, "libcni \(command) under strace: \(run)")
+            let executed = try node.check(["cat", trace]).split(separator: "\n")
+                .filter { $0.contains("execve(") && $0.hasSuffix("= 0") }
+                .compactMap { line in line.split(separator: "\"", maxSplits: 2).dropFirst().first.map(String.init) }
+            #expect(executed == [host.client, "\(LibcniNode.binDirectory)/podwire"],
+                    "libcni \(command) executed: \(executed)")
+        }
+        try pod.expectNothingLeft()
+    }
+}
