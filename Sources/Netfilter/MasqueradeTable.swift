@@ -168,9 +168,14 @@ public final class MasqueradeTable {
     /// false is returned when the table does not exist (nothing to remove).
     @discardableResult
     public func remove(_ addresses: [IPAddress]) throws(NetlinkError) -> Bool {
-        // Asked first: a transaction the kernel refuses costs an RCU grace period as
-        // it is rolled back, and a network without ipMasq has no table.
-        guard try tableExists(socket()) else { return false }
+        // Asked first: a transaction the kernel refuses costs an RCU grace period as it is
+        // rolled back, and a network without ipMasq has no masq sets (nor, without hostPorts,
+        // a table). The two sets are made in one transaction: one answers for both.
+        do {
+            _ = try socket().query(NFT.getSet(name, Self.masqSet(.v4)))
+        } catch where error.isNotFound {
+            return false
+        }
         var requests: [NFTRequest] = []
         for family in Self.families {
             let keys = addresses.filter { $0.family == family }

@@ -89,6 +89,13 @@ package enum NFT {
             what: "nft add set inet \(table) \(set) { type \(family == .v4 ? "ipv4_addr" : "ipv6_addr");\(interval ? " flags interval;" : "") }")
     }
 
+    /// `nft list set inet <table> <set>` without its elements: ENOENT when the set (or table) is not there.
+    package static func getSet(_ table: String, _ set: String) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_GETSET.rawValue,
+                   attributes: [.string(attr(NFTA_SET_TABLE), table), .string(attr(NFTA_SET_NAME), set)],
+                   what: "nft list set inet \(table) \(set)")
+    }
+
     // MARK: Set elements
 
     package struct Element: Sendable {
