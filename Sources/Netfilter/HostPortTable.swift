@@ -245,8 +245,8 @@ public final class HostPortTable {
     /// where known, `mappings` the runtime's portMappings (DEL carries ADD's): the SNAT pairs
     /// tell cheaply whether the attachment has hostPorts at all, and its forwards are looked up
     /// by the mappings' keys, or found by owner when the runtime named none.
-    /// Returns the pod addresses that had hostPorts (their conntrack entries are the caller's).
-    public func remove(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [IPAddress] {
+    /// Returns the forwards removed (their conntrack entries are the caller's).
+    public func remove(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [HostPortForward] {
         do {
             return try removeOnce(owner: owner, podAddresses: podAddresses, mappings: mappings)
         } catch where error.isNotFound {
@@ -255,7 +255,7 @@ public final class HostPortTable {
         }
     }
 
-    func removeOnce(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [IPAddress] {
+    func removeOnce(owner: String, podAddresses: [IPAddress], mappings: [PortMapping]) throws(NetlinkError) -> [HostPortForward] {
         let owner = comment(owner)
         var hadHostPorts: [IPAddress] = []
         var requests: [NFTRequest] = []
@@ -298,7 +298,7 @@ public final class HostPortTable {
             }
         }
         if !requests.isEmpty { try socket().commit(requests) }
-        return hadHostPorts
+        return seen
     }
 
     /// The SNAT pairs a pod with hostPorts has: itself to itself, and for IPv4 127.0.0.1 to it.
@@ -337,11 +337,10 @@ public final class HostPortTable {
     }
 
     /// GC: removes every forward and SNAT pair whose owner `shouldRemove` picks, in transactions
-    /// of bounded size. Returns the pod addresses whose forwards went and that no kept forward
-    /// goes to.
-    public func removeAll(where shouldRemove: (String?) -> Bool) throws(NetlinkError) -> [IPAddress] {
+    /// of bounded size. Returns the forwards removed whose pod address no kept forward goes to.
+    public func removeAll(where shouldRemove: (String?) -> Bool) throws(NetlinkError) -> [HostPortForward] {
         var requests: [NFTRequest] = []
-        var pods: [IPAddress] = []
+        var removed: [HostPortForward] = []
         var kept: [IPAddress] = []
         for held in try allForwards() {
             guard shouldRemove(held.owner) else {
@@ -349,10 +348,8 @@ public final class HostPortTable {
                 continue
             }
             requests.append(deletion(held.forward))
-            if !pods.contains(held.forward.pod) { pods.append(held.forward.pod) }
+            removed.append(held.forward)
         }
-        // An address a kept forward goes to is a live pod's now: its flows stay.
-        pods.removeAll { kept.contains($0) }
         for (pair, owner) in try allSNATPairs() where shouldRemove(owner) {
             requests.append(snatRequest(delete: true, pair, owner: nil))
         }
@@ -361,7 +358,8 @@ public final class HostPortTable {
             try socket().commit(Array(remaining.prefix(256)))
             remaining = remaining.dropFirst(256)
         }
-        return pods
+        // An address a kept forward goes to is a live pod's now: its flows stay.
+        return removed.filter { !kept.contains($0.pod) }
     }
 
     // MARK: CHECK

@@ -88,10 +88,10 @@ struct GarbageCollector {
     func collectHostPorts(valid: [NetworkConfig.Attachment]) throws(CNIError) {
         let table = HostPortTable(network: config.name)
         let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
-        let pods = try kernel("collect the hostPorts of network \(config.name) (nftables table inet \(table.name))") {
+        let removed = try kernel("collect the hostPorts of network \(config.name) (nftables table inet \(table.name))") {
             () throws(NetlinkError) in
             try table.removeAll { owner in owner.map { $0.contains("/") && !owners.contains($0) } ?? false }
         }
-        HostPorts.forgetFlows(toPods: pods)
+        HostPorts.forgetFlows(through: removed)
     }
 }

@@ -99,19 +99,24 @@ enum HostPorts {
     static func remove(network: String, owner: String, addresses: [IPAddress], mappings: [PortMapping],
                        sharingSocketWith masquerade: MasqueradeTable?) throws(CNIError) {
         let table = HostPortTable(network: network, sharingSocketWith: masquerade)
-        let pods = try kernel("remove the hostPorts of \(owner) from nftables table inet \(table.name)") { () throws(NetlinkError) in
+        let removed = try kernel("remove the hostPorts of \(owner) from nftables table inet \(table.name)") { () throws(NetlinkError) in
             try table.remove(owner: owner, podAddresses: addresses, mappings: mappings)
         }
-        forgetFlows(toPods: pods)
+        forgetFlows(through: removed)
     }
 
-    /// Deletes the conntrack entries DNATed to `pods`. Best effort, as in `forgetUDPFlows`.
-    static func forgetFlows(toPods pods: [IPAddress]) {
+    /// Deletes the conntrack entries DNATed to the pods of removed UDP forwards. A UDP client
+    /// that keeps sending keeps its entry alive forever; TCP and SCTP flows to a dead pod end,
+    /// and their next connection is NATed afresh, so they are left to the kernel rather than
+    /// paying a walk of its conntrack table on every DEL. Best effort, as in `forgetUDPFlows`.
+    static func forgetFlows(through removed: [HostPortForward]) {
+        var pods: [IPAddress] = []
+        for forward in removed where forward.proto == .udp && !pods.contains(forward.pod) { pods.append(forward.pod) }
         guard !pods.isEmpty, tracksConnections() else { return }
         do throws(NetlinkError) {
             let conntrack = try ConntrackSocket()
             for pod in pods {
-                let entries = try conntrack.entries(family: pod.family, matching: ConntrackFilter(replySource: pod))
+                let entries = try conntrack.entries(family: pod.family, matching: ConntrackFilter(proto: PortMapping.TransportProtocol.udp.number, replySource: pod))
                 let natted = entries.filter(\.isDestinationNATed)
                 if !natted.isEmpty { _ = try conntrack.delete(natted) }
             }
