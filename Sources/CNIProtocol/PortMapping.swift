@@ -23,6 +23,16 @@ public struct PortMapping: Hashable, Sendable {
             }
         }
 
+        /// Whether a port on both would be the same element of a map: the same address, or every
+        /// address of a family both cover (`""` and `0.0.0.0` for IPv4).
+        public func sharesKey(with other: HostAddress) -> Bool {
+            switch (self, other) {
+            case (.address(let mine), .address(let theirs)): mine == theirs
+            case (.address, _), (_, .address): false
+            default: [IPFamily.v4, .v6].contains { covers($0) && other.covers($0) }
+            }
+        }
+
         public var description: String {
             switch self {
             case .all: "all addresses"
@@ -70,12 +80,15 @@ public struct PortMapping: Hashable, Sendable {
     public var hostText: String {
         switch hostAddress {
         case .all: "\(proto.rawValue)/\(hostPort)"
+        case .allOf(.v6): "[::]:\(proto.rawValue)/\(hostPort)"
+        case .address(let address) where address.family == .v6: "[\(address)]:\(proto.rawValue)/\(hostPort)"
         case .allOf, .address: "\(hostAddress.description):\(proto.rawValue)/\(hostPort)"
         }
     }
 
     /// `runtimeConfig.portMappings`, each entry checked; repeated entries are kept once, and one
-    /// host port mapped to two container ports is refused. Every error is code 7 and names the
+    /// host port mapped to two container ports is refused, however its hostIP is spelled (`""`
+    /// and `0.0.0.0` are the same port for an IPv4 pod). Every error is code 7 and names the
     /// entry.
     public static func parseList(_ value: JSONValue) throws(CNIError) -> [PortMapping] {
         guard case .array(let entries) = value else {
@@ -85,8 +98,11 @@ public struct PortMapping: Hashable, Sendable {
         var mappings: [PortMapping] = []
         for (index, entry) in entries.enumerated() {
             let mapping = try parse(entry, index: index)
-            if let other = mappings.first(where: { $0.hostAddress == mapping.hostAddress && $0.proto == mapping.proto && $0.hostPort == mapping.hostPort }) {
-                if other.containerPort == mapping.containerPort { continue }
+            if let other = mappings.first(where: {
+                $0.hostAddress.sharesKey(with: mapping.hostAddress) && $0.proto == mapping.proto && $0.hostPort == mapping.hostPort
+            }) {
+                if other.containerPort == mapping.containerPort && other.hostAddress == mapping.hostAddress { continue }
+                if other.containerPort == mapping.containerPort { mappings.append(mapping); continue } // the plan keeps one forward
                 throw CNIError(.invalidNetworkConfig,
                                "runtimeConfig.portMappings maps host port \(mapping.hostText) twice, to container ports \(other.containerPort) and \(mapping.containerPort)")
             }
@@ -100,7 +116,14 @@ public struct PortMapping: Hashable, Sendable {
             throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): expected an object")
         }
         var fields: [String: JSONValue] = [:]
-        for (key, value) in object { fields[key.lowercased()] = value }
+        for (key, value) in object {
+            // Two spellings of one field would be read in the dictionary's order, which changes
+            // from one process to the next: ADD and DEL could disagree on the port.
+            if fields.updateValue(value, forKey: key.lowercased()) != nil {
+                throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(key)\" is given twice, in different case",
+                               details: "the entry is \(String(decoding: JSONWriter.write(entry), as: UTF8.self))")
+            }
+        }
         func port(_ key: String, _ name: String) throws(CNIError) -> UInt16 {
             guard case .number(let number)? = fields[key], number.rounded() == number, number >= 1, number <= 65535 else {
                 throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(name)\" must be a port number from 1 to 65535",

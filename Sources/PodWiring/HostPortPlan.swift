@@ -36,13 +36,15 @@ public struct HostPortPlan: Sendable, Equatable {
             guard !targets.isEmpty else {
                 let families = podAddresses.map { $0.family == .v4 ? "IPv4" : "IPv6" }
                 throw CNIError(.invalidNetworkConfig, "hostPort \(mapping.hostText) cannot reach the pod: its hostIP is of a family the pod has no address in",
-                               details: "the pod has \(families.isEmpty ? "no address" : families.joined(separator: " and ")) only")
+                               details: families.isEmpty ? "the pod has no address" : "the pod has \(families.joined(separator: " and ")) only")
             }
             for pod in targets {
                 var hostAddress: IPAddress?
                 if case .address(let address) = mapping.hostAddress { hostAddress = address }
-                forwards.append(HostPortForward(hostAddress: hostAddress, proto: mapping.proto, hostPort: mapping.hostPort,
-                                                pod: pod, podPort: mapping.containerPort))
+                let forward = HostPortForward(hostAddress: hostAddress, proto: mapping.proto, hostPort: mapping.hostPort,
+                                              pod: pod, podPort: mapping.containerPort)
+                // `""` and `0.0.0.0` to the same port make the same forward for an IPv4 pod.
+                if !forwards.contains(forward) { forwards.append(forward) }
             }
         }
         for pod in [v4, v6].compactMap({ $0 }) where forwards.contains(where: { $0.pod == pod }) {
@@ -94,7 +96,8 @@ public struct HostPortForward: Sendable, Equatable, CustomStringConvertible {
         return mine == theirs
     }
 
-    /// `[198.51.100.2]:tcp/8080 -> 10.244.1.2:80`, as errors and CHECK name it.
+    /// `198.51.100.2:tcp/8080 -> 10.244.1.2:80` (`[2001:db8::1]:tcp/8080 -> [fd00:10:244:1::2]:80`),
+    /// as errors and CHECK name it.
     public var description: String {
         let host = hostAddress.map { $0.family == .v6 ? "[\($0)]:" : "\($0):" } ?? (family == .v4 ? "0.0.0.0:" : "[::]:")
         let pod = family == .v6 ? "[\(self.pod)]" : "\(self.pod)"
