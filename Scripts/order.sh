@@ -31,6 +31,7 @@ if [ "${1:-}" = --inside ]; then
     export CNI_IFNAME=eth0 CNI_PATH="$bin_dir" PATH
     v4='{"cniVersion":"1.1.0","name":"order","type":"podwire","mtu":1500,"ipam":{"type":"podwire-ipam","dataDir":"/run/order-ipam","ranges":[[{"subnet":"10.244.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}'
     masq='{"cniVersion":"1.1.0","name":"order-masq","type":"podwire","ipMasq":true,"ipam":{"type":"podwire-ipam","dataDir":"/run/order-ipam","ranges":[[{"subnet":"10.244.1.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}'
+    ports='{"cniVersion":"1.1.0","name":"order-ports","type":"podwire","mtu":1500,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"},{"hostPort":5353,"containerPort":53,"protocol":"udp"}]},"ipam":{"type":"podwire-ipam","dataDir":"/run/order-ipam","ranges":[[{"subnet":"10.244.3.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}'
     dual='{"cniVersion":"1.1.0","name":"order-dual","type":"podwire","ipam":{"type":"podwire-ipam","dataDir":"/run/order-ipam","ranges":[[{"subnet":"10.244.2.0/24"}],[{"subnet":"fd00:10:244:2::/64"}]],"routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}}'
     n=0
     # run BINARY COMMAND CONTAINER NETNS CONFIG: one call under callgrind, as a runtime makes it.
@@ -62,6 +63,11 @@ if [ "${1:-}" = --inside ]; then
     run podwire DEL pod /run/netns/order-pod "$v4"
     run podwire ADD masq /run/netns/order-pod "$masq"
     run podwire DEL masq /run/netns/order-pod "$masq"
+    # hostPorts: the first ADD makes the table; the second is the one a node in service runs.
+    printf '%s' "$ports" | CNI_COMMAND=ADD CNI_CONTAINERID=warm-ports CNI_NETNS=/run/netns/order-pod6 "$bin_dir/podwire" >/dev/null
+    printf '%s' "$ports" | CNI_COMMAND=DEL CNI_CONTAINERID=warm-ports CNI_NETNS=/run/netns/order-pod6 "$bin_dir/podwire" >/dev/null
+    run podwire ADD ports /run/netns/order-pod "$ports"
+    run podwire DEL ports /run/netns/order-pod "$ports"
     run podwire ADD dual /run/netns/order-pod6 "$dual"
     run podwire DEL dual /run/netns/order-pod6 "$dual"
     run podwire VERSION none "" "$v4"
