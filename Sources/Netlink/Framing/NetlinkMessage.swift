@@ -118,3 +118,18 @@ struct NetlinkMessage {
         }
     }
 }
+
+/// Sends `buffer` to the kernel (netlink port 0) on `fd`, in one sendto.
+func sendToKernel(_ fd: Int32, _ buffer: [UInt8], what: @autoclosure () -> String) throws(NetlinkError) {
+    var kernel = sockaddr_nl()
+    kernel.nl_family = sa_family_t(AF_NETLINK)
+    try socketCall("send \(what())") {
+        buffer.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &kernel) { address in
+                address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                }
+            }
+        }
+    }
+}

@@ -194,17 +194,7 @@ package final class NFTSocket {
     }
 
     private func send(_ buffer: [UInt8], what: String) throws(NetlinkError) {
-        var kernel = sockaddr_nl()
-        kernel.nl_family = sa_family_t(AF_NETLINK)
-        try socketCall("send \(what)") {
-            buffer.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &kernel) { address in
-                    address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-        }
+        try sendToKernel(fd, buffer, what: what)
     }
 
 }
