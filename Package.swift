@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "CNIProtocolTests", dependencies: ["CNIProtocol", "SeededRandom"]),
         .testTarget(name: "PodIPAMTests", dependencies: ["PodIPAM", "LinuxSystem"]),
         .testTarget(name: "PodWiringTests", dependencies: ["PodWiring", "CNIProtocol", "NetAddress"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "Netfilter", "NetAddress"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "Netfilter", "NetAddress", "PodWiring"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetAddress", "SeededRandom"]),
     ]
 )

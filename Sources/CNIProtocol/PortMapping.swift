@@ -115,17 +115,22 @@ public struct PortMapping: Hashable, Sendable {
         guard case .object(let object) = entry else {
             throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): expected an object")
         }
-        var fields: [String: JSONValue] = [:]
-        for (key, value) in object {
-            // Two spellings of one field would be read in the dictionary's order, which changes
-            // from one process to the next: ADD and DEL could disagree on the port.
-            if fields.updateValue(value, forKey: key.lowercased()) != nil {
-                throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(key)\" is given twice, in different case",
-                               details: "the entry is \(String(decoding: JSONWriter.write(entry), as: UTF8.self))")
+        // Each field looked up without regard to case. Two spellings of one field would be read
+        // in the object's order, which changes from one process to the next: ADD and DEL could
+        // disagree on the port. (No Dictionary of lowercased keys: a new generic type per ADD.)
+        func field(_ name: String) throws(CNIError) -> JSONValue? {
+            var found: (key: String, value: JSONValue)?
+            for (key, value) in object where key.count == name.count && key.lowercased() == name {
+                if let found {
+                    throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(found.key)\" and \"\(key)\" are the same field",
+                                   details: "the entry is \(String(decoding: JSONWriter.write(entry), as: UTF8.self))")
+                }
+                found = (key, value)
             }
+            return found?.value
         }
         func port(_ key: String, _ name: String) throws(CNIError) -> UInt16 {
-            guard case .number(let number)? = fields[key], number.rounded() == number, number >= 1, number <= 65535 else {
+            guard case .number(let number)? = try field(key), number.rounded() == number, number >= 1, number <= 65535 else {
                 throw CNIError(.invalidNetworkConfig, "invalid runtimeConfig.portMappings entry \(index): \"\(name)\" must be a port number from 1 to 65535",
                                details: "the entry is \(String(decoding: JSONWriter.write(entry), as: UTF8.self))")
             }
@@ -135,7 +140,7 @@ public struct PortMapping: Hashable, Sendable {
         let containerPort = try port("containerport", "containerPort")
 
         let proto: TransportProtocol
-        switch fields["protocol"] {
+        switch try field("protocol") {
         case nil, .null?, .string("")?:
             proto = .tcp // Kubernetes' default
         case .string(let text)?:
@@ -149,7 +154,7 @@ public struct PortMapping: Hashable, Sendable {
         }
 
         let hostAddress: HostAddress
-        switch fields["hostip"] {
+        switch try field("hostip") {
         case nil, .null?, .string("")?:
             hostAddress = .all
         case .string(let text)?:

@@ -115,31 +115,54 @@ public final class HostPortTable {
         var attempt = 0
         while true {
             attempt += 1
-            let generation = NFT.generation(try socket.query(NFT.getGeneration()))
+            // The generation first, then every element the plan touches, in one round trip; the
+            // dumps after. A change by anyone after the generation was read fails the commit.
+            var gets = [NFT.getGeneration()]
+            for forward in plan.forwards {
+                let port = NodePort(forward)
+                gets.append(getRequest(Self.map(forward.family, anyAddress: true), key: port.anyKey))
+                if let hostAddress = forward.hostAddress {
+                    gets.append(getRequest(Self.map(forward.family, anyAddress: false), key: port.addressKey(hostAddress)))
+                }
+            }
+            for pair in plan.snat { gets.append(getRequest(Self.snatSet(pair.source.family), key: Self.snatKey(pair))) }
+            let answers = try socket.queryEach(gets)
+            let generation = answers.errors[0] == 0 ? NFT.generation(answers.replies[0]) : nil
+
             var requests: [NFTRequest] = []
             if try !structureInPlace() { requests += Self.creation(name) }
+            var addressMaps = AddressMaps()
+            var next = 1
             for forward in plan.forwards {
+                var held = try Self.found(answers, at: next, family: forward.family, anyAddress: true)
+                next += 1
+                if forward.hostAddress != nil {
+                    held += try Self.found(answers, at: next, family: forward.family, anyAddress: false)
+                    next += 1
+                } else {
+                    held += try addressForwards(forward.family, &addressMaps)
+                        .filter { $0.forward.proto == forward.proto && $0.forward.hostPort == forward.hostPort }
+                }
                 var inPlace = false
-                for held in try holders(of: NodePort(forward)) {
-                    guard held.owner == owner else { return Conflict(wanted: forward, holder: held) }
+                for holder in held {
+                    guard holder.owner == owner else { return Conflict(wanted: forward, holder: holder) }
                     // Ours from an earlier ADD (a runtime's retry): kept if the same, replaced if
                     // the pod port or address changed (a plain add would keep the old data).
                     // Our other forwards of the port (a hostIP beside every address) stay.
-                    if held.forward == forward {
+                    if holder.forward == forward {
                         inPlace = true
-                    } else if held.forward.hostAddress == forward.hostAddress {
-                        requests.append(deletion(held.forward))
+                    } else if holder.forward.hostAddress == forward.hostAddress {
+                        requests.append(deletion(holder.forward))
                     }
                 }
                 if !inPlace { requests.append(addition(forward, owner: plan.owner)) }
             }
             for pair in plan.snat {
-                switch try snatOwner(pair) {
-                case nil:
-                    break
-                case .some(let found) where found == owner:
-                    continue
-                case .some:
+                let errno = answers.errors[next], element = NFT.parseElements(answers.replies[next]).first
+                next += 1
+                if errno != 0 && errno != ENOENT { throw NetlinkError(gets[next - 1].what, errno: errno) }
+                if let element {
+                    if element.comment == owner { continue }
                     // Left by an earlier holder of the pod's address whose DEL never came.
                     requests.append(snatRequest(delete: true, pair, owner: nil))
                 }
@@ -154,22 +177,87 @@ public final class HostPortTable {
         }
     }
 
-    /// Whether every chain of the structure holds exactly its rules (one dump of the table's
-    /// rules; the masquerade's chain is not looked at).
-    func structureInPlace() throws(NetlinkError) -> Bool {
-        let replies: [NFTReply]
-        do {
-            replies = try socket().query(NFT.dumpTableRules(name))
-        } catch where error.isNotFound {
-            return false
+    func getRequest(_ set: String, key: [UInt8]) -> NFTRequest {
+        NFT.getElement(name, set, key: key, what: "nft get element inet \(name) \(set)")
+    }
+
+    /// The forward `answers` hold at `index`: none when the element (or the map, or the table) is
+    /// not there.
+    static func found(_ answers: NFTSocket.Answers, at index: Int, family: IPFamily, anyAddress: Bool) throws(NetlinkError) -> [Held] {
+        let errno = answers.errors[index]
+        if errno == ENOENT { return [] }
+        if errno != 0 { throw NetlinkError("nft get element inet ... \(map(family, anyAddress: anyAddress))", errno: errno) }
+        return NFT.parseElements(answers.replies[index]).compactMap { element in
+            forward(element, family: family, anyAddress: anyAddress).map { Held(forward: $0, owner: element.comment) }
         }
+    }
+
+    /// The forwards with a hostIP of `family`, read once per operation.
+    func addressForwards(_ family: IPFamily, _ addressMaps: inout AddressMaps) throws(NetlinkError) -> [Held] {
+        switch family {
+        case .v4:
+            if addressMaps.v4 == nil { addressMaps.v4 = try elements(of: Self.map(.v4, anyAddress: false), family: .v4, lookingUp: nil) }
+            return addressMaps.v4 ?? []
+        case .v6:
+            if addressMaps.v6 == nil { addressMaps.v6 = try elements(of: Self.map(.v6, anyAddress: false), family: .v6, lookingUp: nil) }
+            return addressMaps.v6 ?? []
+        }
+    }
+
+    /// Whether every chain of the structure holds exactly its rules, told by their comments:
+    /// one dump of the table's rules, nothing built (the masquerade's chain is not looked at).
+    /// Each rule's comment names it and the version of the structure, so a rule removed, added
+    /// or replaced by hand, or a structure of an older podwire, makes ADD create it again.
+    /// CHECK compares the expressions themselves (`structureProblems`).
+    func structureInPlace() throws(NetlinkError) -> Bool {
+        guard let replies = try tableRules() else { return false }
+        // "<chain>\t<comment>" of each rule of podwire's chains, in the dump's order: the chains in
+        // the order they were made, each chain's rules in order.
+        var dumped: [String] = []
+        for reply in replies {
+            guard let chain = NFT.ruleChain(reply), Self.chains.contains(chain) else { continue }
+            dumped.append(chain + "\t" + (NFT.ruleComment(reply) ?? ""))
+        }
+        return dumped == Self.expectedRules
+    }
+
+    static let chains = [dnatChain, preroutingChain, outputChain, postroutingChain, inputChain]
+
+    /// Each rule of podwire's chains as `structureInPlace` reads the dump, "<chain>\t<comment>":
+    /// the chains in the order `creation` makes them, each chain's rules in order. Each comment
+    /// names its rule and the version of the structure. A flat list of strings, so that ADD
+    /// builds no array of a type of its own.
+    static let expectedRules: [String] = [
+        "hostports\tpodwire v1: dnat hp4", "hostports\tpodwire v1: dnat hp4any",
+        "hostports\tpodwire v1: dnat hp6", "hostports\tpodwire v1: dnat hp6any",
+        "hpprerouting\tpodwire v1: hostPorts of local addresses",
+        "hpoutput\tpodwire v1: hostPorts of local addresses",
+        "hppostrouting\tpodwire v1: hairpin and localhost snat4", "hppostrouting\tpodwire v1: hairpin snat6",
+        "hpinput\tpodwire v1: loopback guard",
+    ]
+
+    /// The table's rules, or nil without the table.
+    func tableRules() throws(NetlinkError) -> [NFTReply]? {
+        do {
+            return try socket().query(NFT.dumpTableRules(name))
+        } catch where error.isNotFound {
+            return nil
+        }
+    }
+
+    /// What CHECK says is wrong with the chains: each chain's rules compared with what podwire
+    /// makes, expression for expression.
+    func structureProblems() throws(NetlinkError) -> [String] {
+        guard let replies = try tableRules() else { return ["nftables table inet \(name) is missing"] }
+        var problems: [String] = []
         for (chain, rules) in Self.chainRules() {
             let dumped = replies.filter { NFT.ruleChain($0) == chain }
             guard dumped.count == rules.count, zip(dumped, rules).allSatisfy({ NFT.rule($0, matches: $1.expressions) }) else {
-                return false
+                problems.append("chain \(chain) of table inet \(name) does not hold podwire's \(rules.count) hostPort rule(s)")
+                continue
             }
         }
-        return true
+        return problems
     }
 
     /// A node port as a mapping claims it: the map it goes in and its key.
@@ -190,23 +278,28 @@ public final class HostPortTable {
             self.port = port
         }
 
-        var anyKey: [UInt8] { NFT.concatenatedValue([.proto(proto.number), .port(port)]) }
-        func addressKey(_ address: IPAddress) -> [UInt8] {
-            NFT.concatenatedValue([.address(address), .proto(proto.number), .port(port)])
-        }
+        // The bytes of `NFT.concatenatedValue([.proto, .port])` and `[.address, .proto, .port]`,
+        // written out: an array of the enum costs the runtime a metadata instantiation per ADD.
+        var anyKey: [UInt8] { [proto.number, 0, 0, 0, UInt8(port >> 8), UInt8(port & 0xff), 0, 0] }
+        func addressKey(_ address: IPAddress) -> [UInt8] { address.bytes + anyKey }
+    }
+
+    /// The forwards with a hostIP of each family, read once per operation: asking for a port on
+    /// every address must look at all of them, and the map holds only those (usually none).
+    struct AddressMaps {
+        var v4: [Held]?
+        var v6: [Held]?
     }
 
     /// Every forward in the maps of the port's family that claims the same node port: the same
     /// protocol and port, on the same address or with either on every address.
-    func holders(of port: NodePort) throws(NetlinkError) -> [Held] {
+    func holders(of port: NodePort, _ addressMaps: inout AddressMaps) throws(NetlinkError) -> [Held] {
         var found = try elements(of: Self.map(port.family, anyAddress: true), family: port.family, lookingUp: port.anyKey)
         let addressMap = Self.map(port.family, anyAddress: false)
         if let hostAddress = port.hostAddress {
             found += try elements(of: addressMap, family: port.family, lookingUp: port.addressKey(hostAddress))
         } else {
-            // Every address asked: a holder of the port on any one address conflicts. That map
-            // holds only the (rare) forwards with a hostIP, so it is read whole.
-            found += try elements(of: addressMap, family: port.family, lookingUp: nil)
+            found += try addressForwards(port.family, &addressMaps)
                 .filter { $0.forward.proto == port.proto && $0.forward.hostPort == port.port }
         }
         return found
@@ -272,12 +365,13 @@ public final class HostPortTable {
         // Known addresses without SNAT pairs: no hostPorts. Unknown ones: look for forwards.
         guard !hadHostPorts.isEmpty || podAddresses.isEmpty else { return [] }
         var held: [Held] = []
+        var addressMaps = AddressMaps()
         for mapping in mappings {
             for family in Self.families where mapping.hostAddress.covers(family) {
                 var hostAddress: IPAddress?
                 if case .address(let address) = mapping.hostAddress { hostAddress = address }
-                held += try holders(of: NodePort(family: family, hostAddress: hostAddress, proto: mapping.proto, port: mapping.hostPort))
-                    .filter { $0.owner == owner }
+                held += try holders(of: NodePort(family: family, hostAddress: hostAddress, proto: mapping.proto, port: mapping.hostPort),
+                                    &addressMaps).filter { $0.owner == owner }
             }
         }
         if held.isEmpty {
@@ -366,12 +460,10 @@ public final class HostPortTable {
 
     /// What is missing for `plan` to be in place, each named; empty when nothing is.
     public func problems(for plan: HostPortPlan) throws(NetlinkError) -> [String] {
-        var problems: [String] = []
-        if try !structureInPlace() {
-            problems.append("the hostPort chains of nftables table inet \(name) are missing or changed")
-        }
+        var problems = try structureProblems()
+        var addressMaps = AddressMaps()
         for forward in plan.forwards {
-            let held = try holders(of: NodePort(forward))
+            let held = try holders(of: NodePort(forward), &addressMaps)
             if held.contains(where: { $0.forward == forward && $0.owner == comment(plan.owner) }) { continue }
             let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
             if let other = held.first {
@@ -422,7 +514,7 @@ public final class HostPortTable {
                                      description: "type filter hook input priority filter"))
         for (chain, rules) in chainRules() {
             requests.append(NFT.flushChain(name, chain))
-            for rule in rules { requests.append(NFT.newRule(name, chain, rule.expressions, text: rule.text)) }
+            for rule in rules { requests.append(NFT.newRule(name, chain, rule.expressions, text: rule.text, comment: rule.comment)) }
         }
         return requests
     }
@@ -430,6 +522,17 @@ public final class HostPortTable {
     struct Rule {
         var expressions: [NFTExpression]
         var text: String
+        var comment: String
+    }
+
+    /// Each chain's rules' comments, in order (`expectedRules` grouped by chain).
+    static var chainComments: [(chain: String, comments: [String])] {
+        chains.map { chain in
+            (chain, expectedRules.compactMap { rule in
+                let parts = rule.split(separator: "\t", maxSplits: 1)
+                return parts.first.map(String.init) == chain ? String(parts[1]) : nil
+            })
+        }
     }
 
     /// Each chain's rules, in order.
@@ -442,21 +545,29 @@ public final class HostPortTable {
                 expressions += NFT.concatenation((anyAddress ? [] : [.destinationAddress(family)]) + [.l4proto, .destinationPort])
                 expressions += [NFT.mapLookup(map(family, anyAddress: anyAddress)), NFT.dnatFromMap(family)]
                 dnat.append(Rule(expressions: expressions,
-                                 text: "dnat \(ip) to \(anyAddress ? "" : "\(ip) daddr . ")meta l4proto . th dport map @\(map(family, anyAddress: anyAddress))"))
+                                 text: "dnat \(ip) to \(anyAddress ? "" : "\(ip) daddr . ")meta l4proto . th dport map @\(map(family, anyAddress: anyAddress))",
+                                 comment: ""))
             }
         }
-        let local = Rule(expressions: NFT.fibDestinationIsLocal() + [NFT.jump(dnatChain)], text: "fib daddr type local jump \(dnatChain)")
+        let local = Rule(expressions: NFT.fibDestinationIsLocal() + [NFT.jump(dnatChain)], text: "fib daddr type local jump \(dnatChain)",
+                         comment: "")
         let snat = families.map { family in
             let ip = family == .v4 ? "ip" : "ip6"
             return Rule(expressions: NFT.matchFamily(family) + NFT.concatenation([.sourceAddress(family), .destinationAddress(family)])
                             + [NFT.lookup(snatSet(family), inverted: false), NFT.masquerade()],
-                        text: "\(ip) saddr . \(ip) daddr @\(snatSet(family)) masquerade")
+                        text: "\(ip) saddr . \(ip) daddr @\(snatSet(family)) masquerade", comment: "")
         }
         let guardRule = Rule(expressions: NFT.inputInterfaceNameIsNot("lo") + NFT.matchFamily(.v4)
                                  + [NFT.networkHeader(offset: 16, length: 1), NFT.compare(equal: true, [127])]
                                  + NFT.connectionIsNeitherEstablishedNorRelated() + [NFT.drop()],
-                             text: "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state ! established,related drop")
-        return [(dnatChain, dnat), (preroutingChain, [local]), (outputChain, [local]), (postroutingChain, snat), (inputChain, [guardRule])]
+                             text: "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state ! established,related drop", comment: "")
+        let chains = [(dnatChain, dnat), (preroutingChain, [local]), (outputChain, [local]), (postroutingChain, snat), (inputChain, [guardRule])]
+        // Each rule with its comment, from the one list ADD checks.
+        return zip(chains, chainComments).map { chain, comments in
+            (chain.0, zip(chain.1, comments.comments).map { rule, comment in
+                Rule(expressions: rule.expressions, text: rule.text, comment: comment)
+            })
+        }
     }
 
     // MARK: Elements
@@ -471,12 +582,14 @@ public final class HostPortTable {
         return forward.hostAddress.map(port.addressKey) ?? port.anyKey
     }
 
+    /// `NFT.concatenatedValue([.address(pod), .port(podPort)])`, written out as `NodePort`'s keys are.
     static func data(_ forward: HostPortForward) -> [UInt8] {
-        NFT.concatenatedValue([.address(forward.pod), .port(forward.podPort)])
+        forward.pod.bytes + [UInt8(forward.podPort >> 8), UInt8(forward.podPort & 0xff), 0, 0]
     }
 
+    /// `NFT.concatenatedValue([.address(source), .address(destination)])`.
     static func snatKey(_ pair: SNATPair) -> [UInt8] {
-        NFT.concatenatedValue([.address(pair.source), .address(pair.destination)])
+        pair.source.bytes + pair.destination.bytes
     }
 
     /// A map element read back as a forward; nil for bytes not of the map's shape.

@@ -206,11 +206,20 @@ package enum NFT {
                    what: "nft flush chain inet \(table) \(chain)")
     }
 
-    package static func newRule(_ table: String, _ chain: String, _ expressions: [NFTExpression], text: String) -> NFTRequest {
-        NFTRequest(message: NFT_MSG_NEWRULE.rawValue, flags: Int32(NLM_F_CREATE | NLM_F_APPEND),
-                   attributes: [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain),
-                                .nest(attr(NFTA_RULE_EXPRESSIONS), expressions.map(\.attribute))],
-                   what: "nft add rule inet \(table) \(chain) \(text)")
+    /// `nft add rule inet <table> <chain> <text> [comment "<comment>"]`.
+    package static func newRule(_ table: String, _ chain: String, _ expressions: [NFTExpression], text: String,
+                                comment: String? = nil) -> NFTRequest {
+        var attributes: [Attribute] = [.string(attr(NFTA_RULE_TABLE), table), .string(attr(NFTA_RULE_CHAIN), chain),
+                                       .nest(attr(NFTA_RULE_EXPRESSIONS), expressions.map(\.attribute))]
+        // A rule's comment is its userdata, as an element's is (NFTNL_UDATA_RULE_COMMENT = 0).
+        if let comment { attributes.append(.bytes(attr(NFTA_RULE_USERDATA), commentUserdata(comment))) }
+        return NFTRequest(message: NFT_MSG_NEWRULE.rawValue, flags: Int32(NLM_F_CREATE | NLM_F_APPEND), attributes: attributes,
+                          what: "nft add rule inet \(table) \(chain) \(text)" + (comment.map { " comment \"\($0)\"" } ?? ""))
+    }
+
+    /// A dumped rule's comment.
+    package static func ruleComment(_ reply: NFTReply) -> String? {
+        reply.attributes[attr(NFTA_RULE_USERDATA)].flatMap { comment(inUserdata: $0.payload) }
     }
 
     package static func dumpRules(_ table: String, _ chain: String) -> NFTRequest {

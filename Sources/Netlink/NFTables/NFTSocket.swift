@@ -14,7 +14,7 @@ package struct NFTRequest: Sendable {
     var flags: Int32 = 0
     var attributes: [NetlinkAttribute]
     /// The request as an `nft` command, for error messages.
-    var what: String
+    package var what: String
 }
 
 /// A message the kernel answered a dump or get with.
@@ -63,10 +63,9 @@ package final class NFTSocket {
         let first = sequence &+ 1
         sequence &+= UInt32(truncatingIfNeeded: requests.count + 2)
         try send(Self.encodeBatch(requests, firstSequence: first, generation: generation), what: requests[0].what)
-        var pending: [UInt32: String] = [:]
-        for (index, request) in requests.enumerated() {
-            pending[first &+ 1 &+ UInt32(truncatingIfNeeded: index)] = request.what
-        }
+        // Which requests the kernel has answered, by their place in the batch (a Dictionary keyed
+        // by sequence would cost the runtime a generic instantiation on every commit).
+        var answered = [Bool](repeating: false, count: requests.count)
 
         // nfnetlink runs the whole batch inside sendto(), so every ack is queued by now: read
         // them without blocking, as nft does.
@@ -80,7 +79,8 @@ package final class NFTSocket {
             }
             for message in NetlinkMessage.Messages(received(count)) {
                 guard let code = message.errorCode else { continue }
-                pending[message.sequence] = nil
+                let index = Int(message.sequence &- first) - 1
+                if answered.indices.contains(index) { answered[index] = true }
                 if code != 0 {
                     refusals.append((message.sequence, code, message.errorText))
                 }
@@ -92,8 +92,8 @@ package final class NFTSocket {
             let what = requests.indices.contains(index) ? requests[index].what : "commit the nftables transaction"
             throw NetlinkError(what + (refusal.text.map { " (kernel: \($0))" } ?? ""), errno: refusal.code)
         }
-        if let missing = pending.min(by: { $0.key < $1.key }) {
-            throw NetlinkError("\(missing.value): the kernel did not answer", errno: EPROTO)
+        if let missing = answered.firstIndex(of: false) {
+            throw NetlinkError("\(requests[missing].what): the kernel did not answer", errno: EPROTO)
         }
     }
 
@@ -135,6 +135,45 @@ package final class NFTSocket {
             if !interrupted { return replies }
         }
         throw NetlinkError("\(request.what): the ruleset kept changing during the dump", errno: EAGAIN)
+    }
+
+    /// The answers to several gets sent at once: each request's replies, and the errno of each
+    /// one the kernel refused (0 where it answered).
+    package struct Answers {
+        package var replies: [[NFTReply]]
+        package var errors: [Int32]
+    }
+
+    /// Sends every request (gets, no dumps: a socket runs one dump at a time) in one sendto, and
+    /// reads the answers: one round trip instead of one per request. A refusal is not thrown
+    /// but kept in `errors` (ENOENT for an element that is not there is an answer too).
+    package func queryEach(_ requests: [NFTRequest]) throws(NetlinkError) -> Answers {
+        precondition(requests.allSatisfy { $0.flags & Int32(NLM_F_DUMP) != Int32(NLM_F_DUMP) }, "queryEach sends gets only")
+        var answers = Answers(replies: [[NFTReply]](repeating: [], count: requests.count),
+                              errors: [Int32](repeating: 0, count: requests.count))
+        guard let firstRequest = requests.first else { return answers }
+        let first = sequence &+ 1
+        var buffer: [UInt8] = []
+        for request in requests {
+            buffer += Self.encodeQuery(request, sequence: nextSequence())
+        }
+        try send(buffer, what: firstRequest.what)
+        var open = requests.count
+        while open > 0 {
+            let count = try socketCall("read the answer to \(firstRequest.what)") { recv(fd, receive.baseAddress, Self.receiveSize, 0) }
+            if count == 0 { throw NetlinkError("\(firstRequest.what): the kernel did not answer", errno: EPROTO) }
+            for message in NetlinkMessage.Messages(received(count)) {
+                let index = Int(message.sequence &- first)
+                guard requests.indices.contains(index) else { continue }
+                if message.type == UInt16(NLMSG_ERROR) {
+                    answers.errors[index] = message.errorCode ?? EBADMSG
+                    open -= 1
+                } else if message.payload.count >= 4 {
+                    answers.replies[index].append(NFTReply(attributes: ReceivedAttribute.parse(Array(message.payload[4...])[...])))
+                }
+            }
+        }
+        return answers
     }
 
     // MARK: Framing
