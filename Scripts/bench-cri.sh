@@ -2,9 +2,11 @@
 # What a kubelet waits for: RunPodSandbox and StopPodSandbox + RemovePodSandbox through containerd's
 # CRI, podwire (the static release binary, installed as install.sh installs it) against the
 # reference ptp + host-local, for the plugin alone, + portmap with no hostPort, and + portmap with
-# one hostPort; and a host-network floor (the same calls with no CNI at all).
+# one hostPort; podwire alone with the portMappings capability (its own hostPorts) and one hostPort
+# per pod, against pods without one on the same containerd (and the reference + portmap); and a
+# host-network floor (the same calls with no CNI at all).
 #
-#   Scripts/bench-cri.sh                 # 32 pods per row (about 3 minutes on 2 cores)
+#   Scripts/bench-cri.sh                 # 32 pods per row (about 2 minutes on 2 cores)
 #   BENCH_QUICK=1 Scripts/bench-cri.sh   # a smoke run with 5 pods per row
 #
 # Needs real root: each containerd runs in a private network + mount namespace of its own

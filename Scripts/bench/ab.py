@@ -12,7 +12,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from driver import Node, Plugin, add_netns, config, del_netns, populate  # noqa: E402
+from driver import Node, Plugin, add_netns, config, del_netns, plain_entrants, populate  # noqa: E402
 
 
 def conf_for(build, **options):
@@ -77,7 +77,7 @@ def main():
     for index, (label, options, iterations) in enumerate(rows):
         measure(label, options, iterations, f"ab{index}")
     confs = {b: conf_for(b) for b in plugins}
-    populate(plugins, confs, 0, args.pods)
+    populate(plain_entrants(plugins, confs), {b: (0, args.pods) for b in plugins})
     measure(f"{args.pods} pods present", {}, args.iterations, "abpods")
 
     print()

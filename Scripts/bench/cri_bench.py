@@ -18,6 +18,13 @@ one pod on every entrant, the entrants' order rotating every round; then as many
 remove them, rotating the same way. Every sandbox's IP is checked through PodSandboxStatus (not
 timed), and every node must list no sandbox at the end.
 
+A fourth phase has podwire alone in its conflist with the `portMappings` capability (its built-in
+hostPorts, no portmap) and one hostPort per pod, against the reference + portmap with one hostPort
+as in the third. podwire's containerd also runs, in the same rotation and with the same conflist,
+pods that ask for no hostPort (entrant podwire-no-hostport), so a hostPort's cost is measured on
+one node side by side. With all its pods running, podwire's node must hold one hostPort mapping
+per pod in its nftables maps (looked at through the holder's namespace, not timed), none after.
+
 Writes every sample to --out (JSON).
 """
 import argparse
@@ -40,10 +47,14 @@ NODE_SCRIPT = os.path.join(REPO, "Tests", "Runtimes", "containerd", "node.sh")
 SUBNET = ipaddress.ip_network("10.244.1.0/24")
 ENTRANTS = ("podwire", "reference", "floor")
 PHASES = (
-    ("alone", "the plugin alone", False, False),
-    ("portmap", "+ portmap, no hostPort asked", True, False),
-    ("hostport", "+ portmap, one hostPort", True, True),
+    # key, label, portmap after each plugin, one hostPort per pod, podwire alone with the capability
+    ("alone", "the plugin alone", False, False, False),
+    ("portmap", "+ portmap, no hostPort asked", True, False, False),
+    ("hostport", "+ portmap, one hostPort", True, True, False),
+    ("podwire-hostport", "podwire alone with `portMappings` (the reference + portmap), one hostPort", True, True, True),
 )
+# In the last phase, pods without a hostPort on podwire's containerd, in the same rotation.
+NO_HOST_PORT = "podwire-no-hostport"
 
 # The holder: makes the node (its /run and /var/lib/cni are tmpfs of its own), starts containerd
 # there, prints node.sh's JSON, then waits until the driver closes its stdin (or dies), and cleans
@@ -65,7 +76,12 @@ cat >/dev/null
 """
 
 
-def conflist(entrant, portmap):
+NETWORK = "kindnet"
+
+
+def conflist(entrant, portmap, podwire_host_ports=False):
+    """With podwire_host_ports, podwire's conflist is podwire alone with the `portMappings`
+    capability (its built-in hostPorts); the reference's still chains portmap."""
     if entrant == "reference":
         plugin = {"type": "ptp", "mtu": 1500, "ipam": {"type": "host-local"}}
     else:
@@ -73,9 +89,11 @@ def conflist(entrant, portmap):
     plugin["ipam"].update({"dataDir": "/run/cni-ipam-state", "ranges": [[{"subnet": str(SUBNET)}]],
                            "routes": [{"dst": "0.0.0.0/0"}]})
     plugins = [plugin]
-    if portmap:
+    if podwire_host_ports and entrant != "reference":
+        plugin["capabilities"] = {"portMappings": True}
+    elif portmap:
         plugins.append({"type": "portmap", "capabilities": {"portMappings": True}})
-    return {"cniVersion": "1.0.0", "name": "kindnet", "plugins": plugins}
+    return {"cniVersion": "1.0.0", "name": NETWORK, "plugins": plugins}
 
 
 class Node:
@@ -104,6 +122,16 @@ class Node:
         except BaseException:
             self.close()
             raise
+
+    def host_port_mappings(self):
+        """The hostPort mappings podwire holds on this node: the elements of its maps in
+        `table inet podwire-<network>`, read with nft inside the holder's network namespace."""
+        listed = subprocess.run(["nsenter", "-t", str(self.holder.pid), "-n", "nft", "-j", "list", "table", "inet",
+                                 f"podwire-{NETWORK}"], capture_output=True)
+        if listed.returncode != 0:
+            return 0
+        objects = json.loads(listed.stdout)["nftables"]
+        return sum(len(o["map"].get("elem", [])) for o in objects if "map" in o and o["map"]["name"].startswith("hp"))
 
     def log_tail(self, lines=30):
         try:
@@ -145,7 +173,8 @@ class Entrant:
         self.serial = 0
 
     def run(self):
-        """RunPodSandbox of a fresh pod, timed; returns (ms, sandbox id)."""
+        """RunPodSandbox of a fresh pod, timed; returns (ms, sandbox id). Pods that ask for a hostPort
+        each get one of their own (no conflict)."""
         self.serial += 1
         name = f"bench-{self.kind}-{self.serial}"
         ports = [(80, 20000 + self.serial, "tcp", "")] if self.host_port else []
@@ -181,32 +210,40 @@ def rotated(items, shift):
     return list(items[shift:]) + list(items[:shift])
 
 
-def run_phase(key, label, portmap, host_port, args):
+def run_phase(key, label, portmap, host_port, podwire_host_ports, args):
     nodes = {}
     try:
         for kind in ENTRANTS:
-            document = conflist("podwire" if kind == "floor" else kind, portmap)
+            document = conflist("podwire" if kind == "floor" else kind, portmap, podwire_host_ports)
             nodes[kind] = Node(f"{key}-{kind}", args.work, args.cni_bin, args.pause, document)
         entrants = {kind: Entrant(kind, nodes[kind], host_port and kind != "floor") for kind in ENTRANTS}
+        if podwire_host_ports:
+            # Same containerd, same conflist, same rotation: a pod that asks for no hostPort.
+            entrants[NO_HOST_PORT] = Entrant(NO_HOST_PORT, nodes["podwire"], False)
+        kinds = list(entrants)
         # Warm-up: the first pods of a fresh containerd pay for caches (the image, the snapshotter, the
         # shim binary in the page cache) that every later pod finds ready.
         for round_index in range(args.warmup):
-            for kind in rotated(ENTRANTS, round_index):
+            for kind in rotated(kinds, round_index):
                 _, sandbox_id = entrants[kind].run()
                 entrants[kind].stop_remove(sandbox_id)
-        samples = {kind: {"run": [], "stop": [], "remove": [], "stop_remove": []} for kind in ENTRANTS}
-        sandboxes = {kind: [] for kind in ENTRANTS}
+        samples = {kind: {"run": [], "stop": [], "remove": [], "stop_remove": []} for kind in kinds}
+        sandboxes = {kind: [] for kind in kinds}
         for round_index in range(args.pods):
-            for kind in rotated(ENTRANTS, round_index):
+            for kind in rotated(kinds, round_index):
                 elapsed, sandbox_id = entrants[kind].run()
                 samples[kind]["run"].append(elapsed)
                 sandboxes[kind].append(sandbox_id)
+        if podwire_host_ports:
+            check_host_ports(nodes["podwire"], args.pods)
         for round_index in range(args.pods):
-            for kind in rotated(ENTRANTS, round_index):
+            for kind in rotated(kinds, round_index):
                 stop_ms, remove_ms = entrants[kind].stop_remove(sandboxes[kind][round_index])
                 samples[kind]["stop"].append(stop_ms)
                 samples[kind]["remove"].append(remove_ms)
                 samples[kind]["stop_remove"].append(stop_ms + remove_ms)
+        if podwire_host_ports:
+            check_host_ports(nodes["podwire"], 0)
         for kind, node in nodes.items():
             listed = node.client.list_pod_sandbox()
             if listed:
@@ -228,6 +265,15 @@ def run_phase(key, label, portmap, host_port, args):
             raise RuntimeError("left on this machine after the phase: " + "; ".join(left))
 
 
+def check_host_ports(node, expected):
+    """podwire's node holds one mapping per running pod that asked for a hostPort (tcp, every
+    address of the pod's one family), none once they are removed."""
+    found = node.host_port_mappings()
+    if found != expected:
+        raise RuntimeError(f"podwire: {found} hostPort map elements on its node, expected {expected}"
+                           + (" (does this podwire map hostPorts?)" if found == 0 else ""))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", required=True, help="a fresh directory for the containerds (sockets, state)")
@@ -239,7 +285,7 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
-    phases = [run_phase(key, label, portmap, host_port, args) for key, label, portmap, host_port in PHASES]
+    phases = [run_phase(*phase, args) for phase in PHASES]
     results = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": args.machine,

@@ -61,6 +61,26 @@ def main():
         row = [f"{statistics.median(samples[k]['stop']):.1f} / {statistics.median(samples[k]['remove']):.1f}"
                for k in ("podwire", "reference", "floor")]
         lines.append(f"| {phase['label']} | " + " | ".join(row) + " |")
+    for phase in results["phases"]:
+        samples = phase["samples"]
+        if "podwire-no-hostport" not in samples:
+            continue
+        # The same containerd and conflist (podwire alone with `portMappings`), in the same rotation.
+        lines += ["", "podwire's own hostPorts, side by side on one containerd with one conflist (podwire alone with "
+                      "the `portMappings` capability): pods with one hostPort against pods that ask for none, "
+                      "median (p90) ms:", "",
+                  "| call | with a hostPort | without | with / without | target |", "|---|---|---|---|---|"]
+        held = []
+        for call, label in (("run", "RunPodSandbox"), ("stop_remove", "StopPodSandbox + RemovePodSandbox")):
+            with_hp, without = (statistics.median(samples[k][call]) for k in ("podwire", "podwire-no-hostport"))
+            value = with_hp / without
+            lines.append(f"| {label} | {cell(samples['podwire'][call])} | {cell(samples['podwire-no-hostport'][call])} "
+                         f"| {value:.2f}× | ≤ 1.1× |")
+            held.append(f"{label} with a hostPort / without {value:.3f}× ({'holds' if value <= 1.1 else 'misses'})")
+        reference = statistics.median(samples["reference"]["run"])
+        lines += ["", "hostPort target (≤ 1.1×): " + "; ".join(held) + f". In the same rotation the reference + portmap "
+                  f"took {reference:.1f} ms per RunPodSandbox and "
+                  f"{statistics.median(samples['reference']['stop_remove']):.1f} ms per Stop + Remove with its hostPort."]
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "cri-latest.md"), "w") as handle:
         handle.write(markdown)

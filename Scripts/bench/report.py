@@ -2,6 +2,7 @@
 """Turns the driver's JSON into the Markdown table and the gnuplot chart the README shows."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -12,17 +13,191 @@ def ms(summary):
     return f"{summary['median']:.2f} ({summary['p99']:.2f})"
 
 
+def ratio(a, b):
+    return a["median"] / b["median"]
+
+
+def verdict(value, target, at_most):
+    holds = value <= target if at_most else value >= target
+    # Three decimals: 1.204 must not print as a 1.20 that "misses" 1.2.
+    return f"{value:.3f}× ({'≤' if at_most else '≥'} {target:g}×: {'holds' if holds else 'misses'})"
+
+
+def ends(add_ms, share=0.1):
+    """The median ADD of the first and of the last tenth of the pods set up, as text."""
+    n = max(1, int(len(add_ms) * share))
+    return (f"{statistics.median(add_ms[:n]):.1f} ms over the first {n} pods, "
+            f"{statistics.median(add_ms[-n:]):.1f} ms over the last {n}")
+
+
+HOST_PORT_SCENARIOS = [
+    # (scenario, row label; the populated row's label is filled in with its pod counts)
+    ("0", "{verb} with 2 hostPorts (tcp + udp), empty node"),
+    ("masq", "{verb} with ipMasq and 2 hostPorts, empty node (the node config podwire ships)"),
+    ("dual", "{verb}, dual-stack pod with 2 hostPorts (mapped in IPv4 and IPv6), empty node"),
+    ("populated", "{verb} with 2 hostPorts, {podwire_pods} hostPort pods present"),
+]
+
+
+def populated_host_port_scenario(scenarios):
+    """The scenario whose rotation had the hostPort nodes filled (the last row of --counts)."""
+    for key, entry in scenarios.items():
+        if "hostport_pods" in entry:
+            return key, entry
+    return None, None
+
+
+def host_port_labels(scenarios, reference_note=False):
+    """(scenario key, label template) for the hostPort rows present, with the populated row's counts
+    (and with reference_note, the reference's own count where it differs)."""
+    rows = []
+    for key, label in HOST_PORT_SCENARIOS:
+        if key == "populated":
+            key, entry = populated_host_port_scenario(scenarios)
+            if key is None:
+                continue
+            counts = entry["hostport_pods"]
+            podwire_pods, reference_pods = counts["podwire-hostports"], counts["reference-hostports"]
+            label = label.replace("{podwire_pods}", str(podwire_pods))
+            if reference_note and reference_pods != podwire_pods:
+                label += f" (the reference at {reference_pods} hostPort pods: {podwire_pods} take minutes to set up, below)"
+        if key in scenarios and "podwire-hostports" in scenarios[key]:
+            rows.append((key, label))
+    return rows
+
+
+def host_port_table_rows(scenarios):
+    """The hostPort rows of the main table: podwire alone against ptp + host-local + portmap."""
+    rows = []
+    for verb in ("add", "del"):
+        for key, label in host_port_labels(scenarios, reference_note=True):
+            p, r = scenarios[key]["podwire-hostports"][verb], scenarios[key]["reference-hostports"][verb]
+            target = "≥ 5×" if key == "0" else ""
+            rows.append((verb, f"| {label.format(verb=verb.upper())} | {ms(p)} | {ms(r)} | {ratio(r, p):.1f}× | {target} |"))
+    return rows
+
+
+def host_port_side_by_side(results):
+    """podwire with hostPorts against podwire without, sampled in the same rotation; the reference's
+    split between ptp and portmap; the targets."""
+    scenarios = results["scenarios"]
+    labels = host_port_labels(scenarios)
+    if not labels:
+        return []
+    lines = ["", "hostPorts: podwire with 2 hostPorts per pod against podwire without, sampled in the same rotation "
+                 "(on podwire's hostPort node the same network, one config file with the `portMappings` capability, "
+                 "also ADDs pods that ask for no hostPort):", "",
+             "| podwire, side by side | with | without | with / without | target |", "|---|---|---|---|---|"]
+    targets_held = []
+    for key, label in labels:
+        entry = scenarios[key]
+        for verb in ("add", "del"):
+            with_hp = entry["podwire-hostports"][verb]
+            name = verb.upper()
+            if key == "0":
+                without = entry["podwire-no-hostports"][verb]
+                row = (f"{name}, empty node: 2 hostPorts (tcp + udp) / no hostPort asked, same network and node "
+                       f"(the UDP one walks the conntrack table of a node tracking connections)")
+            elif key == "dual":
+                without = entry["podwire-no-hostports"][verb]
+                row = f"{name}, dual-stack pod, empty node: 2 hostPorts (mapped in both families) / no hostPort asked"
+            elif key == "masq":
+                without = entry["podwire-no-hostports"][verb]
+                row = f"{name} with ipMasq, empty node: 2 hostPorts / no hostPort asked"
+            else:
+                without = entry["podwire-empty"][verb]
+                pods = entry["hostport_pods"]["podwire-hostports"]
+                row = f"{name} with 2 hostPorts, {pods} hostPort pods present / a plain {name} on an empty node"
+            value = ratio(with_hp, without)
+            populated = key not in ("0", "masq", "dual")
+            target = key == "0" or (populated and verb == "add")
+            lines.append(f"| {row} | {ms(with_hp)} | {ms(without)} | {value:.2f}× | {'≤ 1.2×' if target else ''} |")
+            if target and key == "0":
+                targets_held.append(f"podwire {name} with / without hostPorts {verdict(value, 1.2, True)}")
+            elif target:
+                targets_held.append(f"podwire {name} with 2 hostPorts at {pods} hostPort pods / a plain {name} on an empty node "
+                                    f"{verdict(value, 1.2, True)}")
+        if key == "0" and "podwire-hostports-tcp" in entry:
+            for verb in ("add", "del"):
+                tcp, without = entry["podwire-hostports-tcp"][verb], entry["podwire-no-hostports"][verb]
+                value = ratio(tcp, without)
+                lines.append(f"| {verb.upper()}, empty node: 2 TCP hostPorts / no hostPort asked, same network and node "
+                             f"| {ms(tcp)} | {ms(without)} | {value:.2f}× | ≤ 1.2× |")
+                targets_held.append(f"podwire {verb.upper()} with 2 TCP hostPorts / without {verdict(value, 1.2, True)}")
+        if key == "0":
+            for verb in ("add", "del"):
+                capable, plain = entry["podwire-no-hostports"][verb], entry["podwire"][verb]
+                lines.append(f"| for information: {verb.upper()}, empty node: no hostPort asked with the capability declared / "
+                             f"the config without it (the \"{verb.upper()}, empty node\" row, on a node of its own) "
+                             f"| {ms(capable)} | {ms(plain)} | {ratio(capable, plain):.2f}× | |")
+        if key not in ("0", "masq", "dual"):
+            pods = entry["hostport_pods"]["podwire-hostports"]
+            plain, empty = entry["podwire-no-hostports"]["add"], entry["podwire-empty"]["add"]
+            lines.append(f"| for information: ADD with no hostPort asked, {pods} hostPort pods present / a plain ADD on an "
+                         f"empty node | {ms(plain)} | {ms(empty)} | {ratio(plain, empty):.2f}× | |")
+            if "podwire-empty-hostports" in entry:
+                first = entry["podwire-empty-hostports"]["add"]
+                lines.append(f"| for information: ADD with 2 hostPorts, {pods} hostPort pods present / the same on an "
+                             f"empty node, side by side | {ms(entry['podwire-hostports']['add'])} | {ms(first)} "
+                             f"| {ratio(entry['podwire-hostports']['add'], first):.2f}× | |")
+            elif "0" in scenarios and "podwire-hostports" in scenarios["0"]:
+                first = scenarios["0"]["podwire-hostports"]["add"]
+                lines.append(f"| for information: ADD with 2 hostPorts, {pods} hostPort pods present / the same on an "
+                             f"empty node (measured minutes earlier) | {ms(entry['podwire-hostports']['add'])} | {ms(first)} "
+                             f"| {ratio(entry['podwire-hostports']['add'], first):.2f}× | |")
+
+    splits = []
+    for key, label in labels:
+        parts = scenarios[key]["reference-hostports"].get("parts")
+        if parts:
+            splits.append(f"{label.format(verb='').strip(' ,')}: ADD ptp {parts['add']['plugin']['median']:.1f} + portmap "
+                          f"{parts['add']['portmap']['median']:.1f} ms, DEL portmap {parts['del']['portmap']['median']:.1f} + "
+                          f"ptp {parts['del']['plugin']['median']:.1f} ms")
+    if splits:
+        lines += ["", "The reference's hostPort steps, its two execs apart (medians): " + "; ".join(splits) + "."]
+    setup = results.get("hostport_setup")
+    if setup:
+        text = "Filling the hostPort nodes (the pods' ADDs one after another, taking turns; netns made beforehand): " + ", ".join(
+            f"{'podwire' if kind.startswith('podwire') else 'the reference (ptp + portmap)'} {entry['pods']} pods in "
+            f"{entry['seconds']:.1f} s, its ADD {ends(entry['add_ms'])}" for kind, entry in setup.items())
+        podwire_pods, reference_pods = (setup[k]["pods"] for k in ("podwire-hostports", "reference-hostports"))
+        if reference_pods < podwire_pods:
+            text += (f". portmap's ADD grows with the iptables rules of the hostPort pods present, so the reference's node "
+                     f"holds {reference_pods} of them, not {podwire_pods} (see Scripts/bench.sh)")
+        lines += ["", text + "."]
+
+    held = []
+    if "0" in scenarios and "reference-hostports" in scenarios["0"]:
+        zero = scenarios["0"]
+        for verb in ("add", "del"):
+            held.append(f"{verb.upper()} with 2 hostPorts, reference / podwire "
+                        f"{verdict(ratio(zero['reference-hostports'][verb], zero['podwire-hostports'][verb]), 5, False)}")
+    held += targets_held
+    lines += ["", "hostPort targets: " + "; ".join(held) + ". RunPodSandbox and Stop + Remove with a hostPort against "
+              "without one (≤ 1.1×): in the CRI part."]
+    return lines
+
+
 def main():
     results_path, out_dir, machine = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(results_path) as handle:
         results = json.load(handle)
     scenarios = results["scenarios"]
     dual_runs = f" ({scenarios['dual']['podwire']['add']['n']} for dual-stack, where the reference waits for IPv6 DAD)" if "dual" in scenarios else ""
+    row_names = {"masq": "ipMasq", "dual": "dual-stack"}
+    sparse = [f"{entry['reference-hostports']['add']['n']} in the {row_names.get(key, 'populated')} row"
+              for key, entry in scenarios.items()
+              if "reference-hostports" in entry and entry["reference-hostports"]["add"]["n"] < entry["podwire-hostports"]["add"]["n"]]
+    if sparse:
+        sparse_runs = (" The reference + portmap takes every other turn in the hostPort rows where its steps are slowest ("
+                       + ", ".join(sparse) + ").")
+    else:
+        sparse_runs = ""
     lines = [f"Measured {results['date']} on {machine}; {results['iterations']} runs per row{dual_runs}, podwire, the reference "
-             "and the floor taking turns.",
+             f"and the floor taking turns.{sparse_runs}",
              "Times in ms, median (p99), each plugin exec'd as a runtime does (fork/exec, env, stdin) "
              "on a node of its own (a private network namespace). Lower is better.", "",
-             "| scenario | podwire | reference ptp + host-local | reference / podwire | target |",
+             "| scenario | podwire | reference ptp + host-local (+ portmap for hostPorts) | reference / podwire | target |",
              "|---|---|---|---|---|"]
     targets = {"0": "≥ 2×", "250": "≥ 3×", "1000": "≥ 5×", "masq": "≥ 4×", "dual": "", "nomtu": "", "nomtu1000": ""}
     for key, label in [("0", "ADD, empty node"), ("nomtu", "ADD without mtu, empty node"), ("250", "ADD, 250 pods present"), ("1000", "ADD, 1000 pods present"),
@@ -31,18 +206,25 @@ def main():
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["add"], scenarios[key]["reference"]["add"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {targets[key]} |")
+    host_port_rows = host_port_table_rows(scenarios)
+    lines += [row for verb, row in host_port_rows if verb == "add"]
     for key, label in [("0", "DEL, empty node"), ("nomtu", "DEL without mtu, empty node"), ("250", "DEL, 250 pods present"), ("1000", "DEL, 1000 pods present"),
                        ("nomtu1000", "DEL without mtu, 1000 pods present"),
                        ("masq", "DEL with ipMasq, empty node"), ("dual", "DEL, dual-stack pod, empty node")]:
         if key in scenarios:
             p, r = scenarios[key]["podwire"]["del"], scenarios[key]["reference"]["del"]
             lines.append(f"| {label} | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | |")
+    lines += [row for verb, row in host_port_rows if verb == "del"]
     for count, walls in results.get("parallel", {}).items():
         p, r = walls["podwire"], walls["reference"]
         target = "≥ 2×" if count == "20" else ""
         lines.append(f"| {count} ADDs at once, wall time | {ms(p)} | {ms(r)} | {r['median'] / p['median']:.1f}× | {target} |")
     memory = results["peak_memory_kib"]
     lines.append(f"| peak RSS of one ADD | {memory['podwire'] / 1024:.1f} MiB | {memory['reference'] / 1024:.1f} MiB (ptp alone) | | podwire < 12 MB |")
+    memory = results.get("peak_memory_hostports_kib")
+    if memory:
+        lines.append(f"| peak RSS of one ADD with 2 hostPorts, hostPort nodes filled | {memory['podwire-hostports'] / 1024:.1f} MiB "
+                     f"| {memory['reference-hostports'] / 1024:.1f} MiB (portmap alone) | | podwire < 12 MB |")
 
     empty = scenarios["0"]
     floor = {k: v["median"] for k, v in empty["floor"].items()}
@@ -78,6 +260,7 @@ def main():
         lines.append(f"| the same without mtu (the default route looked up), side by side "
                      f"({populated['podwire']['add']['median']:.2f} / {populated['podwire-empty']['add']['median']:.2f} ms) "
                      f"| | {growth:.2f}× | ≤ 1.2× |")
+    lines += host_port_side_by_side(results)
     tight = results.get("floor_tight_loop")
     if tight:
         lines += ["", f"For comparison, the same bare pair created and deleted back to back in one process: create "
