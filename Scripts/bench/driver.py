@@ -610,8 +610,11 @@ def main():
             empty_hp = config_dict("podwire", host_ports=True)
             empty_hp["name"] += "-empty"  # a store and a table of its own, empty but for the test pod
             entrants["podwire-empty-hostports"] = HostPortEntrant(with_empty["podwire-empty"], empty_hp)
+            entrants["podwire-hostports-tcp"] = HostPortEntrant(hp_podwire, config_dict("podwire", host_ports=True),
+                                                                protocols=("tcp", "tcp"))
             checks = host_port_checks(False, (filled["podwire-hostports"], filled["reference-hostports"]))
             checks["podwire-empty-hostports"] = 2
+            checks["podwire-hostports-tcp"] = 2 * filled["podwire-hostports"] + 2
             hostport_pods = dict(filled, **{"podwire-no-hostports": filled["podwire-hostports"]})
             label += f", hostPort nodes at {filled['podwire-hostports']} (podwire) and {filled['reference-hostports']} (reference) pods"
         record(str(count), *timed_pairs(entrants, args.iterations, label, f"t{count}", floor, checks=checks),

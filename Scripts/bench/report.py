@@ -107,7 +107,8 @@ def host_port_side_by_side(results):
             else:
                 without = entry["podwire-empty"][verb]
                 pods = entry["hostport_pods"]["podwire-hostports"]
-                row = f"{name} with 2 hostPorts, {pods} hostPort pods present / a plain {name} on an empty node"
+                row = (f"{name} with 2 hostPorts (tcp + udp), {pods} hostPort pods present / a plain {name} on an empty node "
+                       f"(the UDP one walks the conntrack table)")
             value = ratio(with_hp, without)
             populated = key not in ("0", "masq", "dual")
             target = key == "0" or (populated and verb == "add")
@@ -130,6 +131,16 @@ def host_port_side_by_side(results):
                 lines.append(f"| for information: {verb.upper()}, empty node: no hostPort asked with the capability declared / "
                              f"the config without it (the \"{verb.upper()}, empty node\" row, on a node of its own) "
                              f"| {ms(capable)} | {ms(plain)} | {ratio(capable, plain):.2f}× | |")
+        if key not in ("0", "masq", "dual") and "podwire-hostports-tcp" in entry:
+            pods = entry["hostport_pods"]["podwire-hostports"]
+            for verb in ("add", "del"):
+                tcp, plain = entry["podwire-hostports-tcp"][verb], entry["podwire-empty"][verb]
+                value = ratio(tcp, plain)
+                lines.append(f"| {verb.upper()} with 2 TCP hostPorts, {pods} hostPort pods present / a plain {verb.upper()} on an empty node "
+                             f"| {ms(tcp)} | {ms(plain)} | {value:.2f}× | {'≤ 1.2×' if verb == 'add' else ''} |")
+                if verb == "add":
+                    targets_held.append(f"podwire ADD with 2 TCP hostPorts at {pods} hostPort pods / a plain ADD on an empty node "
+                                        f"{verdict(value, 1.2, True)}")
         if key not in ("0", "masq", "dual"):
             pods = entry["hostport_pods"]["podwire-hostports"]
             plain, empty = entry["podwire-no-hostports"]["add"], entry["podwire-empty"]["add"]
@@ -138,7 +149,7 @@ def host_port_side_by_side(results):
             if "podwire-empty-hostports" in entry:
                 first = entry["podwire-empty-hostports"]["add"]
                 lines.append(f"| for information: ADD with 2 hostPorts, {pods} hostPort pods present / the same on an "
-                             f"empty node, side by side | {ms(entry['podwire-hostports']['add'])} | {ms(first)} "
+                             f"empty node that tracks no connection (no conntrack walk), side by side | {ms(entry['podwire-hostports']['add'])} | {ms(first)} "
                              f"| {ratio(entry['podwire-hostports']['add'], first):.2f}× | |")
             elif "0" in scenarios and "podwire-hostports" in scenarios["0"]:
                 first = scenarios["0"]["podwire-hostports"]["add"]
