@@ -575,6 +575,11 @@ def main():
             entrants.update(host_port_entrants(dual_stack=True, reference_every=2))
             checks = host_port_checks(dual_stack=True)
         record("dual", *timed_pairs(entrants, args.dual_stack_iterations, "dual-stack, empty node", "dual", checks=checks))
+        # The dual-stack row runs few turns (the reference waits for DAD) and minutes apart from
+        # the IPv4 one: podwire's two ADDs side by side in a rotation of their own, on its node.
+        pair = {"podwire-dual": Entrant(plugins["podwire"], dual_confs["podwire"]),
+                "podwire-v4": Entrant(plugins["podwire"], confs["podwire"])}
+        record("dualpair", *timed_pairs(pair, args.iterations, "podwire dual-stack and IPv4, side by side", "dp"))
 
     counts = [int(c) for c in args.counts.split(",")]
     present = 0

@@ -271,6 +271,10 @@ def main():
         lines.append(f"| the same without mtu (the default route looked up), side by side "
                      f"({populated['podwire']['add']['median']:.2f} / {populated['podwire-empty']['add']['median']:.2f} ms) "
                      f"| | {growth:.2f}× | ≤ 1.2× |")
+    if "dualpair" in scenarios:
+        pair = scenarios["dualpair"]
+        dual, v4 = pair["podwire-dual"]["add"]["median"], pair["podwire-v4"]["add"]["median"]
+        lines.append(f"| podwire dual-stack ADD / IPv4 ADD, side by side ({dual:.2f} / {v4:.2f} ms) | | {dual / v4:.2f}× | ≤ 1.2× |")
     lines += host_port_side_by_side(results)
     tight = results.get("floor_tight_loop")
     if tight:
