@@ -126,11 +126,16 @@ public final class HostPortTable {
                 }
             }
             for pair in plan.snat { gets.append(getRequest(Self.snatSet(pair.source.family), key: Self.snatKey(pair))) }
+            let chainsAt = gets.count
+            for chain in Self.chains { gets.append(NFT.getChain(name, chain)) }
             let answers = try socket.queryEach(gets)
             let generation = answers.errors[0] == 0 ? NFT.generation(answers.replies[0]) : nil
 
             var requests: [NFTRequest] = []
-            if try !structureInPlace() { requests += Self.creation(name) }
+            let inPlace = Self.expectedUse.indices.allSatisfy { index in
+                answers.errors[chainsAt + index] == 0 && NFT.chainUse(answers.replies[chainsAt + index].first) == Self.expectedUse[index]
+            }
+            if !inPlace { requests += Self.creation(name) }
             var addressMaps = AddressMaps()
             var next = 1
             for forward in plan.forwards {
@@ -204,22 +209,12 @@ public final class HostPortTable {
         }
     }
 
-    /// Whether every chain of the structure holds exactly its rules, told by their comments:
-    /// one dump of the table's rules, nothing built (the masquerade's chain is not looked at).
-    /// Each rule's comment names it and the version of the structure, so a rule removed, added
-    /// or replaced by hand, or a structure of an older podwire, makes ADD create it again.
-    /// CHECK compares the expressions themselves (`structureProblems`).
-    func structureInPlace() throws(NetlinkError) -> Bool {
-        guard let replies = try tableRules() else { return false }
-        // "<chain>\t<comment>" of each rule of podwire's chains, in the dump's order: the chains in
-        // the order they were made, each chain's rules in order.
-        var dumped: [String] = []
-        for reply in replies {
-            guard let chain = NFT.ruleChain(reply), Self.chains.contains(chain) else { continue }
-            dumped.append(chain + "\t" + (NFT.ruleComment(reply) ?? ""))
-        }
-        return dumped == Self.expectedRules
-    }
+    /// The use count each of podwire's chains has when the structure is in place: its rules,
+    /// and for `hostports` the two jumps into it. ADD reads the counts with its other gets, in
+    /// the same round trip: a chain missing, or a rule removed or added by hand, makes it create
+    /// the structure again (the creation flushes each chain first). A rule replaced by hand is
+    /// left to CHECK, which compares every expression (`structureProblems`).
+    static let expectedUse: [UInt32] = [4 + 2, 1, 1, 2, 1]
 
     static let chains = [dnatChain, preroutingChain, outputChain, postroutingChain, inputChain]
 

@@ -75,6 +75,32 @@ struct RuntimeHostPortTests {
         try pod.expectNothingLeft()
     }
 
+    @Test("A rule flushed by hand comes back with the next ADD with hostPorts, each chain with exactly its rules")
+    func structureRepaired() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        let table = "podwire-\(host.conflist.name)"
+        let first = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        _ = try first.add()
+        let listed = try node.check(["nft", "list", "table", "inet", table])
+        try node.check(["nft", "flush", "chain", "inet", table, "hpinput"])
+        try node.check(["nft", "flush", "chain", "inet", table, "hostports"])
+        #expect(!(try node.check(["nft", "list", "table", "inet", table])).contains("loopback guard"))
+        let second = try LibcniPod(on: host, name: "pod-b", id: Self.idB,
+                                   portMappings: [["HostPort": 8081, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""]])
+        _ = try second.add()
+        // The same chains and rules as before, the elements aside.
+        let rules: (String) -> [String] = { $0.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { $0.contains(" comment \"podwire v1: ") } }
+        #expect(rules(try node.check(["nft", "list", "table", "inet", table])) == rules(listed))
+        #expect(rules(listed).count == 9, "\(listed)")
+        try second.del()
+        try first.del()
+        try node.removePod("pod-a")
+        try second.expectNothingLeft()
+        try first.expectNothingLeft()
+    }
+
     @Test("UDP from outside; a flow from a fixed source port reaches the port's next holder after the first pod's DEL")
     func udpFlowFollowsTheHolder() throws {
         let host = try LibcniNode()

@@ -64,6 +64,11 @@ package enum NFT {
                    what: "nft list chain inet \(table) \(chain)")
     }
 
+    /// A GETCHAIN reply's use count: the chain's rules plus the jumps into it.
+    package static func chainUse(_ reply: NFTReply?) -> UInt32? {
+        reply?.attributes[attr(NFTA_CHAIN_USE)]?.u32
+    }
+
     /// Whether a GETCHAIN reply is a base chain of `type` on `hook` at `priority`.
     package static func chain(_ reply: NFTReply?, isBase type: String, hook: Hook, priority: Int32) -> Bool {
         let fields = reply?.attributes ?? []
