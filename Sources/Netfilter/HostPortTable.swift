@@ -192,7 +192,12 @@ public final class HostPortTable {
         let errno = answers.errors[index]
         if errno == ENOENT { return [] }
         if errno != 0 { throw NetlinkError("nft get element inet ... \(map(family, anyAddress: anyAddress))", errno: errno) }
-        return NFT.parseElements(answers.replies[index]).compactMap { element in
+        return held(answers.replies[index], family: family, anyAddress: anyAddress)
+    }
+
+    /// The forwards, with their owners, in a map's GETSETELEM replies.
+    static func held(_ replies: [NFTReply], family: IPFamily, anyAddress: Bool) -> [Held] {
+        NFT.parseElements(replies).compactMap { element in
             forward(element, family: family, anyAddress: anyAddress).map { Held(forward: $0, owner: element.comment) }
         }
     }
@@ -217,19 +222,6 @@ public final class HostPortTable {
     static let expectedUse: [UInt32] = [4 + 2, 1, 1, 2, 1]
 
     static let chains = [dnatChain, preroutingChain, outputChain, postroutingChain, inputChain]
-
-    /// Each rule of podwire's chains as `structureInPlace` reads the dump, "<chain>\t<comment>":
-    /// the chains in the order `creation` makes them, each chain's rules in order. Each comment
-    /// names its rule and the version of the structure. A flat list of strings, so that ADD
-    /// builds no array of a type of its own.
-    static let expectedRules: [String] = [
-        "hostports\tpodwire v1: dnat hp4", "hostports\tpodwire v1: dnat hp4any",
-        "hostports\tpodwire v1: dnat hp6", "hostports\tpodwire v1: dnat hp6any",
-        "hpprerouting\tpodwire v1: hostPorts of local addresses",
-        "hpoutput\tpodwire v1: hostPorts of local addresses",
-        "hppostrouting\tpodwire v1: hairpin and localhost snat4", "hppostrouting\tpodwire v1: hairpin snat6",
-        "hpinput\tpodwire v1: loopback guard",
-    ]
 
     /// The table's rules, or nil without the table.
     func tableRules() throws(NetlinkError) -> [NFTReply]? {
@@ -310,9 +302,7 @@ public final class HostPortTable {
         } catch where error.isNotFound {
             return []
         }
-        return NFT.parseElements(replies).compactMap { element in
-            Self.forward(element, family: family, anyAddress: map.hasSuffix("any")).map { Held(forward: $0, owner: element.comment) }
-        }
+        return Self.held(replies, family: family, anyAddress: map.hasSuffix("any"))
     }
 
     /// The comment of a SNAT pair's element: nil when there is none, .some(nil) when uncommented.
@@ -349,7 +339,7 @@ public final class HostPortTable {
         var requests: [NFTRequest] = []
         for pod in podAddresses {
             // The hairpin pair first: a pod without it has no hostPorts, and costs one lookup.
-            for pair in Self.snatPairs(of: pod) {
+            for pair in SNATPair.pairs(of: pod) {
                 guard case .some(let found) = try snatOwner(pair), found == owner else {
                     if pair.source == pod { break } else { continue }
                 }
@@ -380,7 +370,7 @@ public final class HostPortTable {
         }
         if podAddresses.isEmpty {
             for pod in hadHostPorts {
-                for pair in Self.snatPairs(of: pod) {
+                for pair in SNATPair.pairs(of: pod) {
                     guard case .some(let found) = try snatOwner(pair), found == owner else { continue }
                     requests.append(snatRequest(delete: true, pair, owner: nil))
                 }
@@ -388,12 +378,6 @@ public final class HostPortTable {
         }
         if !requests.isEmpty { try socket().commit(requests) }
         return seen
-    }
-
-    /// The SNAT pairs a pod with hostPorts has: itself to itself, and for IPv4 127.0.0.1 to it.
-    static func snatPairs(of pod: IPAddress) -> [SNATPair] {
-        [SNATPair(source: pod, destination: pod)]
-            + (pod.family == .v4 ? [SNATPair(source: .v4(IPv4Address(0x7f00_0001)), destination: pod)] : [])
     }
 
     /// Every forward in the four maps; empty without the table.
@@ -520,15 +504,14 @@ public final class HostPortTable {
         var comment: String
     }
 
-    /// Each chain's rules' comments, in order (`expectedRules` grouped by chain).
-    static var chainComments: [(chain: String, comments: [String])] {
-        chains.map { chain in
-            (chain, expectedRules.compactMap { rule in
-                let parts = rule.split(separator: "\t", maxSplits: 1)
-                return parts.first.map(String.init) == chain ? String(parts[1]) : nil
-            })
-        }
-    }
+    /// Each chain's rules' comments, in order: each names its rule and the structure's version.
+    static let chainComments: [(chain: String, comments: [String])] = [
+        (dnatChain, ["podwire v1: dnat hp4", "podwire v1: dnat hp4any", "podwire v1: dnat hp6", "podwire v1: dnat hp6any"]),
+        (preroutingChain, ["podwire v1: hostPorts of local addresses"]),
+        (outputChain, ["podwire v1: hostPorts of local addresses"]),
+        (postroutingChain, ["podwire v1: hairpin and localhost snat4", "podwire v1: hairpin snat6"]),
+        (inputChain, ["podwire v1: loopback guard"]),
+    ]
 
     /// Each chain's rules, in order.
     static func chainRules() -> [(chain: String, rules: [Rule])] {

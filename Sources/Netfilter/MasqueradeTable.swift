@@ -35,7 +35,7 @@ public final class MasqueradeTable {
     /// The kernel's limit on a table name.
     public static let maximumNameLength = NFT.maximumNameLength
     /// nft prints comments of up to 128 bytes (NUL included); a longer owner goes uncommented.
-    static let maximumCommentLength = 127
+    public static let maximumCommentLength = 127
 
     public struct Member: Hashable, Sendable {
         public var address: IPAddress

@@ -48,10 +48,7 @@ public struct HostPortPlan: Sendable, Equatable {
             }
         }
         for pod in [v4, v6].compactMap({ $0 }) where forwards.contains(where: { $0.pod == pod }) {
-            snat.append(SNATPair(source: pod, destination: pod))
-            if pod.family == .v4 {
-                snat.append(SNATPair(source: .v4(IPv4Address(0x7f00_0001)), destination: pod))
-            }
+            snat += SNATPair.pairs(of: pod)
         }
     }
 
@@ -96,12 +93,21 @@ public struct HostPortForward: Sendable, Equatable, CustomStringConvertible {
         return mine == theirs
     }
 
+    /// `tcp/8080` or `198.51.100.2:tcp/8080`: the node port as a runtime asked for it.
+    public var hostPortText: String {
+        (hostAddress.map(Self.withPort) ?? "") + "\(proto.rawValue)/\(hostPort)"
+    }
+
     /// `198.51.100.2:tcp/8080 -> 10.244.1.2:80` (`[2001:db8::1]:tcp/8080 -> [fd00:10:244:1::2]:80`),
     /// as errors and CHECK name it.
     public var description: String {
-        let host = hostAddress.map { $0.family == .v6 ? "[\($0)]:" : "\($0):" } ?? (family == .v4 ? "0.0.0.0:" : "[::]:")
-        let pod = family == .v6 ? "[\(self.pod)]" : "\(self.pod)"
-        return "\(host)\(proto.rawValue)/\(hostPort) -> \(pod):\(podPort)"
+        let host = hostAddress == nil ? (family == .v4 ? "0.0.0.0:" : "[::]:") : ""
+        return "\(host)\(hostPortText) -> \(Self.withPort(pod))\(podPort)"
+    }
+
+    /// `a.b.c.d:` or `[v6]:`.
+    static func withPort(_ address: IPAddress) -> String {
+        address.family == .v6 ? "[\(address)]:" : "\(address):"
     }
 }
 
@@ -113,5 +119,12 @@ public struct SNATPair: Sendable, Equatable {
     public init(source: IPAddress, destination: IPAddress) {
         self.source = source
         self.destination = destination
+    }
+
+    /// The pairs a pod with hostPorts has: itself to itself (hairpin), and for IPv4 127.0.0.1 to
+    /// it (localhost; IPv6 cannot forward ::1). The hairpin pair comes first.
+    public static func pairs(of pod: IPAddress) -> [SNATPair] {
+        [SNATPair(source: pod, destination: pod)]
+            + (pod.family == .v4 ? [SNATPair(source: .v4(IPv4Address(0x7f00_0001)), destination: pod)] : [])
     }
 }

@@ -75,8 +75,8 @@ struct GarbageCollector {
                 adding = allocations.filter { !present.contains($0.address) }.map { MasqueradeTable.Member(address: $0.address, owner: $0.owner) }
             }
         case .delegated:
-            let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
-            removing = members.filter { member in member.owner.map { $0.contains("/") && !owners.contains($0) } ?? false }.map(\.address)
+            let stale = Self.staleOwner(keeping: valid)
+            removing = members.filter { stale($0.owner) }.map(\.address)
         }
         guard !removing.isEmpty || !adding.isEmpty else { return }
         _ = try kernel(doing) { () throws(NetlinkError) in try table.update(removing: removing, adding: adding) }
@@ -87,11 +87,18 @@ struct GarbageCollector {
     /// not podwire's to judge and stay.
     func collectHostPorts(valid: [NetworkConfig.Attachment]) throws(CNIError) {
         let table = HostPortTable(network: config.name)
-        let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
+        let stale = Self.staleOwner(keeping: valid)
         let removed = try kernel("collect the hostPorts of network \(config.name) (nftables table inet \(table.name))") {
             () throws(NetlinkError) in
-            try table.removeAll { owner in owner.map { $0.contains("/") && !owners.contains($0) } ?? false }
+            try table.removeAll(where: stale)
         }
         HostPorts.forgetFlows(through: removed)
+    }
+
+    /// Whether an nftables element's owner comment names a podwire attachment ("<containerID>/
+    /// <ifname>") not in `valid`. Elements without such a comment are not podwire's to judge.
+    static func staleOwner(keeping valid: [NetworkConfig.Attachment]) -> (String?) -> Bool {
+        let owners = Set(valid.map { VethPair.owner(containerID: $0.containerID, ifname: $0.ifname) })
+        return { owner in owner.map { $0.contains("/") && !owners.contains($0) } ?? false }
     }
 }

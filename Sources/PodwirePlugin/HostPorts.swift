@@ -10,9 +10,9 @@ import PodWiring
 /// nftables maps (`HostPortTable`), conflicts refused, and the conntrack entries that would
 /// keep a flow on the port's previous holder deleted. No exec, no iptables.
 enum HostPorts {
-    /// nft keeps an element's comment, its owner, only up to 127 bytes; an uncommented element
+    /// nft keeps an element's comment, its owner, only up to this length; an uncommented element
     /// would name no holder, so hostPorts need an owner that fits.
-    static let maximumOwnerLength = 127
+    static let maximumOwnerLength = MasqueradeTable.maximumCommentLength
 
     /// The plan for the runtime's mappings and the pod's addresses; nil without mappings.
     static func plan(_ mappings: [PortMapping], addresses: [IPAddress], pair: VethPair) throws(CNIError) -> HostPortPlan? {
@@ -123,12 +123,5 @@ enum HostPorts {
         } catch {
             PluginProcess.warn("podwire: could not clear the conntrack entries of removed hostPorts: \(error)")
         }
-    }
-}
-
-extension HostPortForward {
-    /// `tcp/8080` or `198.51.100.2:tcp/8080`: the node port as a runtime asked for it.
-    var hostPortText: String {
-        (hostAddress.map { $0.family == .v6 ? "[\($0)]:" : "\($0):" } ?? "") + "\(proto.rawValue)/\(hostPort)"
     }
 }
