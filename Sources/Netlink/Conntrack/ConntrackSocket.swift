@@ -35,16 +35,9 @@ package final class ConntrackSocket {
         receive.deallocate()
     }
 
+    /// Acks that do not echo the whole request are 36 bytes each, however long the delete.
     private static func open() throws(NetlinkError) -> Int32 {
-        let fd = Int32(try socketCall("open a netfilter netlink socket") {
-            CNetlinkSockets_open(NETLINK_NETFILTER, 0, 0)
-        })
-        // Best effort, as NFTSocket: the kernel's own words for a refusal, and acks that do not
-        // echo the whole request back (36 bytes each, however long the delete).
-        var on: Int32 = 1
-        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_EXT_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_CAP_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
-        return fd
+        try openNetfilterSocket()
     }
 
     /// A fresh socket in place of this one: a dump in progress dies with its socket, so a new

@@ -34,14 +34,7 @@ package final class NFTSocket {
     private let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: NFTSocket.receiveSize, alignment: 16)
 
     package init() throws(NetlinkError) {
-        fd = Int32(try socketCall("open a netfilter netlink socket") {
-            CNetlinkSockets_open(NETLINK_NETFILTER, 0, 0)
-        })
-        // Best effort: the kernel's own words for a refusal (extended ack), and acks that do not
-        // echo the whole request back.
-        var on: Int32 = 1
-        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_EXT_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, CNFTables_SOL_NETLINK, NETLINK_CAP_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
+        fd = try openNetfilterSocket()
     }
 
     deinit {
