@@ -1,5 +1,4 @@
 internal import CNFTables
-import CNetlinkSockets
 import LinuxSystem
 import NetAddress
 #if canImport(Glibc)

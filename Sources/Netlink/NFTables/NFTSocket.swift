@@ -1,5 +1,4 @@
 internal import CNFTables
-import CNetlinkSockets
 import LinuxSystem
 #if canImport(Glibc)
 import Glibc
