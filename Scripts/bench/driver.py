@@ -291,9 +291,15 @@ class Floor:
     """The kernel's own cost of a pod's veth and the cost of starting a process, measured in the same
     rotation as the plugins: a bare pair created with its peer in a pod namespace and the peer
     brought up, then deleted (veth-floor, timed around its netlink requests only), and the exec of a
-    do-nothing static binary (timed as the plugins are)."""
+    do-nothing static binary (timed as the plugins are).
+
+    With `populated` (a node full of pods whose host veths all hold the gateway 10.244.0.1, as
+    podwire's does), the kernel's requests of a whole ADD are timed there too, beside the empty
+    floor node: how much the kernel itself grows with the pods present, whoever sends the requests."""
 
     KEYS = ("veth_create", "veth_delete", "exec_nothing", "exec_nothing_swift", "kernel_wiring")
+    # Far from the addresses podwire's IPAM hands out on that node (10.244.0.0/17, from the start).
+    POPULATED_POD_ADDRESS = "10.244.127.254"
 
     def __init__(self, veth_tool, wire_tool, nothing, nothing_swift, node):
         self.veth_tool = veth_tool
@@ -301,14 +307,25 @@ class Floor:
         self.nothing = nothing
         self.nothing_swift = nothing_swift
         self.node = node
+        self.populated = None
+
+    def keys(self):
+        return self.KEYS + (("kernel_wiring_populated",) if self.populated else ())
+
+    def wiring(self, netns, *address):
+        """Every kernel request of a whole ADD (wire-floor.c), the pair deleted after (the namespace is
+        left as it was: it can be used again)."""
+        return int(subprocess.run([self.wire_tool, netns, "1", *address], check=True, capture_output=True).stdout) / 1e6
 
     def sample(self, netns):
         self.node.enter()
         output = subprocess.run([self.veth_tool, netns, "1", "up"], check=True, capture_output=True).stdout.decode()
         create, delete = (int(x) / 1e6 for x in output.split())
-        # For information: every kernel request of a whole ADD (wire-floor.c), the pair deleted after.
-        wiring = int(subprocess.run([self.wire_tool, netns, "1"], check=True, capture_output=True).stdout) / 1e6
-        return create, delete, exec_nothing(self.nothing), exec_nothing(self.nothing_swift), wiring
+        values = [create, delete, exec_nothing(self.nothing), exec_nothing(self.nothing_swift), self.wiring(netns)]
+        if self.populated:
+            self.populated.enter()
+            values.append(self.wiring(netns, self.POPULATED_POD_ADDRESS))
+        return values
 
 
 def timed_pairs(entrants, iterations, label, prefix, floor=None, checks=None):
@@ -324,7 +341,7 @@ def timed_pairs(entrants, iterations, label, prefix, floor=None, checks=None):
     names = [f"{prefix}-{k}-{i}" for k in kinds for i in range(iterations) if takes_part(k, i)]
     add_netns(names)
     samples = {k: {"add": [], "del": []} for k in entrants}
-    floor_samples = {key: [] for key in Floor.KEYS}
+    floor_samples = {key: [] for key in (floor.keys() if floor else ())}
     for i in range(iterations):
         shift = i % len(kinds)
         for kind in kinds[shift:] + kinds[:shift]:
@@ -332,7 +349,7 @@ def timed_pairs(entrants, iterations, label, prefix, floor=None, checks=None):
                 continue
             netns = f"/run/netns/{prefix}-{kind}-{i}"
             if kind == "floor":
-                for key, value in zip(Floor.KEYS, floor.sample(netns)):
+                for key, value in zip(floor.keys(), floor.sample(netns)):
                     floor_samples[key].append(value)
                 continue
             container = f"{prefix}-{kind}-{i}"
@@ -622,6 +639,8 @@ def main():
             checks["podwire-hostports-tcp"] = 2 * filled["podwire-hostports"] + 2
             hostport_pods = dict(filled, **{"podwire-no-hostports": filled["podwire-hostports"]})
             label += f", hostPort nodes at {filled['podwire-hostports']} (podwire) and {filled['reference-hostports']} (reference) pods"
+        # The kernel's own requests of an ADD, next to the pods present as well as on the empty floor node.
+        floor.populated = podwire_node if count else None
         record(str(count), *timed_pairs(entrants, args.iterations, label, f"t{count}", floor, checks=checks),
                hostport_pods=hostport_pods)
 

@@ -13,7 +13,8 @@
  *   node: one batch: host end alias, forwarding and up; 10.244.0.1/32 on it; 10.244.0.2/32 scope
  *         host via it
  *
- * usage: wire-floor <pod-netns-path> <iterations>  (the namespace must hold no eth0)
+ * usage: wire-floor <pod-netns-path> <iterations> [<pod-address>]  (the namespace must hold no eth0;
+ *        the pod's address defaults to 10.244.0.2, the gateway is 10.244.0.1 either way)
  * prints one line per iteration: "<wire-ns>"; the pair is deleted (untimed) after each. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -142,8 +143,9 @@ static int sysctl_write(const char *path, const char *value) {
 #define CHECK(what, expression) do { int rc_ = (expression); if (rc_ < 0) { fprintf(stderr, "%s: %s\n", what, strerror(-rc_)); return 1; } } while (0)
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s <pod-netns-path> <iterations>\n", argv[0]); return 2; }
+    if (argc != 3 && argc != 4) { fprintf(stderr, "usage: %s <pod-netns-path> <iterations> [<pod-address>]\n", argv[0]); return 2; }
     int iterations = atoi(argv[2]);
+    const char *pod_address = argc == 4 ? argv[3] : "10.244.0.2";
     int host = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (host < 0 || home < 0) { perror("setup"); return 1; }
@@ -187,17 +189,17 @@ int main(int argc, char **argv) {
         CHECK("disable_ipv6", sysctl_write(path, "1\n"));
 
         union request pod_side[5];
-        add_address(&pod_side[0], pod_index, "10.244.0.2", 24, IFA_F_NOPREFIXROUTE);
+        add_address(&pod_side[0], pod_index, pod_address, 24, IFA_F_NOPREFIXROUTE);
         set_up(&pod_side[1], pod_index, NULL, 0);
-        add_route(&pod_side[2], pod_index, "10.244.0.1", 32, NULL, "10.244.0.2", RT_SCOPE_LINK, NLM_F_EXCL);
+        add_route(&pod_side[2], pod_index, "10.244.0.1", 32, NULL, pod_address, RT_SCOPE_LINK, NLM_F_EXCL);
         add_route(&pod_side[3], pod_index, "0.0.0.0", 0, "10.244.0.1", NULL, RT_SCOPE_UNIVERSE, 0);
-        add_route(&pod_side[4], pod_index, "10.244.0.0", 24, "10.244.0.1", "10.244.0.2", RT_SCOPE_UNIVERSE, NLM_F_EXCL);
+        add_route(&pod_side[4], pod_index, "10.244.0.0", 24, "10.244.0.1", pod_address, RT_SCOPE_UNIVERSE, NLM_F_EXCL);
         CHECK("pod side", transact_batch(pod, pod_side, 5, NULL, NULL));
 
         union request host_side[3];
         set_up(&host_side[0], host_index, alias, 1);
         add_address(&host_side[1], host_index, "10.244.0.1", 32, 0);
-        add_route(&host_side[2], host_index, "10.244.0.2", 32, NULL, NULL, RT_SCOPE_HOST, NLM_F_REPLACE);
+        add_route(&host_side[2], host_index, pod_address, 32, NULL, NULL, RT_SCOPE_HOST, NLM_F_REPLACE);
         CHECK("host side", transact_batch(host, host_side, 3, NULL, NULL));
         long long t1 = now();
         close(pod);
