@@ -16,6 +16,11 @@ let package = Package(
     products: [
         .executable(name: "podwire", targets: ["podwire"]),
         .executable(name: "podwire-ipam", targets: ["podwire-ipam"]),
+        .executable(name: "podwirectl", targets: ["podwirectl"]),
+    ],
+    dependencies: [
+        // podwirectl's command line only: the plugin binaries never link it.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C: what Glibc's Swift module hides (_GNU_SOURCE), and libc constants and macros Swift cannot import.
@@ -47,15 +52,25 @@ let package = Package(
         // podwire's nftables tables (the masquerade), built from Netlink's nftables verbs.
         .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress", "PodWiring", "CNIProtocol"]),
 
+        // The call log: each plugin call's line (phases timed from the process's start), appended with rotation.
+        .target(name: "CallLog", dependencies: ["CNIProtocol", "LinuxSystem"]),
+
         // The process frame every plugin binary shares: environment and stdin in, one document out.
         .target(name: "CNIPlugin", dependencies: ["CNIProtocol", "LinuxSystem"]),
         // podwire-ipam's verbs over PodIPAM: no netlink, no nftables.
         .target(name: "IPAMPlugin", dependencies: ["CNIPlugin", "CNIProtocol", "PodIPAM"]),
         // podwire's verbs: the plan applied to, compared with and removed from the kernel.
         .target(name: "PodwirePlugin", dependencies: ["CNIPlugin", "CNIProtocol", "PodIPAM", "PodWiring", "Netlink", "Netfilter",
-                                                      "LinuxSystem", "NetAddress", "CLinuxShim"]),
+                                                      "LinuxSystem", "NetAddress", "CLinuxShim", "CallLog"]),
         .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CNIPlugin", "CProcessStart"]),
         .executableTarget(name: "podwire-ipam", dependencies: ["IPAMPlugin", "CNIPlugin", "CProcessStart"]),
+
+        // The operator's side: a node's podwire networks read from the store and the kernel, checked
+        // and repaired, the call log summed up, plugins run as a runtime would.
+        .target(name: "PodwireControl", dependencies: ["PodwirePlugin", "CNIProtocol", "PodIPAM", "PodWiring", "Netlink", "Netfilter",
+                                                       "LinuxSystem", "NetAddress", "CallLog"]),
+        .executableTarget(name: "podwirectl", dependencies: ["PodwireControl", "CNIProtocol", "NetAddress",
+                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Replayable randomness for the tests and the fuzz target (Scripts/fuzz.sh compiles it in).
         .target(name: "SeededRandom", path: "Tests/SeededRandom"),
@@ -65,5 +80,6 @@ let package = Package(
         .testTarget(name: "PodWiringTests", dependencies: ["PodWiring", "CNIProtocol", "NetAddress"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "Netfilter", "NetAddress", "PodWiring"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetAddress", "SeededRandom"]),
+        .testTarget(name: "PodwireControlTests", dependencies: ["PodwireControl", "CallLog", "CNIProtocol", "NetAddress"]),
     ]
 )

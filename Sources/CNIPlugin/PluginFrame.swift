@@ -21,19 +21,28 @@ public enum PluginFrame {
 
     /// The frame every podwire executable shares: VERSION, environment and config checks, and
     /// turning any failure into the one error document.
+    ///
+    /// `observe` hears how a call whose environment and config could be read ended (nil: it
+    /// succeeded); VERSION, and calls refused before the config was read, are not observed.
     public static func respond(variable: (String) -> String?, stdin: [UInt8],
-                        _ body: (CNIEnvironment, NetworkConfig) throws(CNIError) -> [UInt8]) -> PluginOutcome {
+                               observe: (CNIEnvironment, NetworkConfig, CNIError?) -> Void = { _, _, _ in },
+                               _ body: (CNIEnvironment, NetworkConfig) throws(CNIError) -> [UInt8]) -> PluginOutcome {
         if variable("CNI_COMMAND") == CNICommand.version.rawValue {
             return PluginOutcome(stdout: CNIJSON.encode(VersionReport(requested: stdin)), exitCode: 0)
         }
         var replyVersion = CNIVersion.current
+        var parsed: (CNIEnvironment, NetworkConfig)?
         do {
             let environment = try CNIEnvironment.parse(variable)
             let config = try NetworkConfig.parse(stdin)
+            parsed = (environment, config)
             replyVersion = config.cniVersion
             for warning in config.warnings { PluginProcess.writeAll(2, Array((warning + "\n").utf8)) }
-            return PluginOutcome(stdout: try body(environment, config), exitCode: 0)
+            let output = try body(environment, config)
+            observe(environment, config, nil)
+            return PluginOutcome(stdout: output, exitCode: 0)
         } catch {
+            if let (environment, config) = parsed { observe(environment, config, error) }
             return PluginOutcome(stdout: CNIJSON.encode(ErrorDocument(error, version: replyVersion)), exitCode: 1)
         }
     }

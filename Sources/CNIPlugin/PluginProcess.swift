@@ -7,8 +7,10 @@ import Musl
 
 /// The process side of a CNI plugin: environment and stdin in, exactly one document on stdout.
 public enum PluginProcess {
-    /// Runs `handler` as the whole process and exits with its status.
-    public static func main(name: String, handler: ((String) -> String?, [UInt8]) -> PluginOutcome) -> Never {
+    /// Runs `handler` as the whole process and exits with its status; `afterOutput` runs once
+    /// the document is out (the runtime may already be reading it).
+    public static func main(name: String, handler: ((String) -> String?, [UInt8]) -> PluginOutcome,
+                            afterOutput: () -> Void = {}) -> Never {
         if environmentVariable("CNI_COMMAND") == nil {
             // Run by hand: say what this is on stderr, as the reference plugins do; stdout stays protocol-only.
             writeAll(2, Array("\(name) \(PluginFrame.version): CNI plugin; CNI protocol versions supported: \(PluginFrame.supportedVersionsText)\n".utf8))
@@ -16,6 +18,7 @@ public enum PluginProcess {
         }
         let outcome = handler(environmentVariable, readStandardInput())
         writeAll(1, outcome.stdout)
+        afterOutput()
         // Everything went out through write(2) and nothing is buffered; exit's handlers (libnl's
         // destructors unregistering its link types, stdio clean-up) would only cost time.
         _exit(outcome.exitCode)

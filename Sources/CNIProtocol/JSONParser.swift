@@ -286,7 +286,7 @@ enum JSONWriter {
         case .null: output += Array("null".utf8)
         case .bool(let flag): output += Array((flag ? "true" : "false").utf8)
         case .number(let number): output += Array(format(number).utf8)
-        case .string(let text): appendString(text, to: &output)
+        case .string(let text): JSONText.appendString(text, to: &output)
         case .array(let items):
             output.append(UInt8(ascii: "["))
             for (position, item) in items.enumerated() {
@@ -298,7 +298,7 @@ enum JSONWriter {
             output.append(UInt8(ascii: "{"))
             for (position, key) in object.keys.sorted().enumerated() {
                 if position > 0 { output.append(UInt8(ascii: ",")) }
-                appendString(key, to: &output)
+                JSONText.appendString(key, to: &output)
                 output.append(UInt8(ascii: ":"))
                 append(object[key]!, to: &output)
             }
@@ -313,8 +313,12 @@ enum JSONWriter {
         }
         return number.description
     }
+}
 
-    private static func appendString(_ text: String, to output: inout [UInt8]) {
+/// JSON text written directly into a byte buffer, for documents built without `JSONValue`.
+public enum JSONText {
+    /// A JSON string literal, quotes included; control characters escaped, everything else as is.
+    public static func appendString(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {

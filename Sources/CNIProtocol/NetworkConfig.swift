@@ -35,6 +35,11 @@ public struct NetworkConfig: Sendable {
     public var portMappings: [PortMapping]
     var portMappingsProblem: CNIError?
     public var dns: CNIDNS?
+    /// `callLog`: the file each call appends one JSON line to; nil (the default) writes none.
+    /// `callLogMaxBytes`: where it is rotated; nil for the default. A value that cannot be used
+    /// is a warning, not an error: the log must never fail a call.
+    public var callLog: String?
+    public var callLogMaxBytes: Int?
     /// `ipam.type`, when there is an `ipam` section.
     public var ipamType: String?
     public var prevResult: JSONValue?
@@ -61,7 +66,7 @@ public struct NetworkConfig: Sendable {
                                    masqLinkLocalIPv6: false, warnings: [], validAttachments: nil,
                                    nonMasqueradeCIDRsProblem: nil, validAttachmentsProblem: nil,
                                    portMappings: [], portMappingsProblem: nil, dns: nil,
-                                   ipamType: nil, prevResult: json["prevResult"],
+                                   callLog: nil, callLogMaxBytes: nil, ipamType: nil, prevResult: json["prevResult"],
                                    json: json, raw: bytes)
         if let mtu = try optionalInt(json, "mtu"), mtu != 0 {
             guard (68...65535).contains(mtu) else {
@@ -89,6 +94,7 @@ public struct NetworkConfig: Sendable {
                 config.portMappingsProblem = error
             }
         }
+        parseCallLog(json, into: &config)
         if let dns = json["dns"], dns != .null {
             do {
                 config.dns = try CNIDNS(json: dns)
@@ -106,6 +112,30 @@ public struct NetworkConfig: Sendable {
             throw CNIError(.invalidNetworkConfig, "invalid prevResult: not an object")
         }
         return config
+    }
+
+    /// A rotation below this would keep only a few lines.
+    public static let callLogMinimumBytes = 4096
+
+    static func parseCallLog(_ json: [String: JSONValue], into config: inout NetworkConfig) {
+        switch json["callLog"] {
+        case nil, .null?, .string("")?:
+            break
+        case .string(let path)? where path.hasPrefix("/"):
+            config.callLog = path
+        case .string(let path)?:
+            config.warnings.append("podwire: callLog \"\(path)\" is not an absolute path: no call log is written")
+        case .some:
+            config.warnings.append("podwire: callLog is not a string: no call log is written")
+        }
+        switch json["callLogMaxBytes"] {
+        case nil, .null?:
+            break
+        case let value? where (value.intValue ?? 0) >= callLogMinimumBytes:
+            config.callLogMaxBytes = value.intValue
+        case .some:
+            config.warnings.append("podwire: callLogMaxBytes must be a whole number of bytes, at least \(callLogMinimumBytes): the default is used")
+        }
     }
 
     /// One attachment of a network: a container's interface.

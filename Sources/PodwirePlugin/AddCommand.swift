@@ -1,3 +1,4 @@
+import CallLog
 import CNIProtocol
 import LinuxSystem
 import NetAddress
@@ -16,6 +17,7 @@ import Musl
 struct AddCommand {
     let environment: CNIEnvironment
     let config: NetworkConfig
+    let timer: CallTimer
 
     func run() throws(CNIError) -> CNIResult {
         // The pod's socket is made on a thread of its own (it must enter the pod's namespace);
@@ -32,6 +34,7 @@ struct AddCommand {
             if case .success(let pending?) = pendingPodSocket { return try RouteSocket(opening: pending) }
             return try RouteSocket(in: podNamespace)
         }
+        timer.lap(.config)
 
         // The pair is created before IPAM is asked: a second ADD of a live attachment finds its
         // interface names taken and fails here without touching IPAM, which would hand that
@@ -39,6 +42,7 @@ struct AddCommand {
         let pair = VethPair(network: config.name, containerID: environment.containerID, ifname: environment.ifname,
                             netns: environment.netns, podMAC: randomPodMAC(), mtu: try resolveMTU(hostSocket))
         let indexes = try createVethPair(pair, hostSocket: hostSocket, podSocket: podSocket)
+        timer.lap(.veth)
         var rollback = Rollback()
         rollback.add { _ = try? hostSocket.deleteLink(named: pair.hostName) }
         do throws(CNIError) {
@@ -46,6 +50,7 @@ struct AddCommand {
             // Released only after the pair is gone: an address must not be handed out again
             // while a route to it still points at this pod's veth.
             rollback.addRunningLast { try? ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
+            timer.lap(.ipam)
             let plan = try WiringPlan(pair: pair, ipam: allocation, config: config, ipamSubnets: config.ipMasq ? ipam.rangeSubnets : [])
             let hostPorts = try HostPorts.plan(mappings, addresses: plan.addresses.map(\.address.address), pair: pair)
             try enableForwarding(plan.forwarding, hostSocket)
@@ -57,15 +62,19 @@ struct AddCommand {
                 hostIndex = try lookUpIndex(hostSocket, pair.hostName, in: nil)
             }
             try configurePodSide(podSocket, podIndex: podIndex, plan: plan)
+            timer.lap(.podSide)
             try configureHostSide(hostSocket, hostIndex: hostIndex, plan: plan, routeLocalnet: hostPorts?.needsRouteLocalnet ?? false)
+            timer.lap(.hostSide)
             var masqueradeTable: MasqueradeTable?
             if let masquerade = plan.masquerade {
                 let table = try Masquerade.install(masquerade, network: config.name)
                 masqueradeTable = table
                 rollback.add { _ = try? table.remove(masquerade.addresses) }
+                timer.lap(.masquerade)
             }
             if let hostPorts {
-                let table = try HostPorts.install(hostPorts, network: config.name, hostSocket: hostSocket, sharingSocketWith: masqueradeTable)
+                let table = try HostPorts.install(hostPorts, network: config.name, hostSocket: hostSocket,
+                                                  sharingSocketWith: masqueradeTable, timer: timer)
                 rollback.add { _ = try? table.remove(owner: hostPorts.owner, podAddresses: hostPorts.podAddresses, mappings: mappings) }
             }
             rollback.discard()

@@ -1,3 +1,4 @@
+import CallLog
 import CNIProtocol
 import LinuxSystem
 import NetAddress
@@ -22,18 +23,21 @@ import PodWiring
 struct DelCommand {
     let environment: CNIEnvironment
     let config: NetworkConfig
+    let timer: CallTimer
 
     func run() throws(CNIError) {
         let ipam = try IPAMBackend(config: config, environment: environment)
         let hostName = HostVeth(containerID: environment.containerID, ifname: environment.ifname).name
         let alias = HostVeth.alias(network: config.name, containerID: environment.containerID, ifname: environment.ifname)
         let hostSocket = try kernel("open a netlink socket") { () throws(NetlinkError) in try RouteSocket() }
+        timer.lap(.config)
         let existing = try kernel("look up \(hostName)") { () throws(NetlinkError) in try hostSocket.link(named: hostName) }
         // A signed veth without alias is an ADD killed between creating the pair and labelling it.
         let ours = existing.flatMap { link in link.owner(network: config.name)?.belongs(to: alias) == true ? link : nil }
         let deletion = try ours.map { link throws(CNIError) in
             try kernel("delete \(hostName)") { () throws(NetlinkError) in try hostSocket.startDeletingLink(link) }
         }
+        timer.lap(.veth)
 
         // A failure here must not keep the veth: it is reported after, before IPAM would release
         // addresses still in the masq sets (the runtime retries DEL).
@@ -42,8 +46,9 @@ struct DelCommand {
         do {
             let (table, addresses) = try removeMasquerade(ipam)
             masquerade = table
+            timer.lap(.masquerade)
             try HostPorts.remove(network: config.name, owner: VethPair.owner(containerID: environment.containerID, ifname: environment.ifname),
-                                 addresses: addresses, mappings: config.portMappings, sharingSocketWith: table)
+                                 addresses: addresses, mappings: config.portMappings, sharingSocketWith: table, timer: timer)
         } catch {
             masqueradeFailure = error
         }
@@ -51,16 +56,23 @@ struct DelCommand {
 
         var released = false
         if let deletion {
-            if masqueradeFailure == nil && deletion.waitUntilRemoved() {
+            let removed = masqueradeFailure == nil && deletion.waitUntilRemoved()
+            timer.lap(.vethWait)
+            if removed {
                 try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
                 released = true
+                timer.lap(.ipam)
             }
             try kernel("delete \(hostName)") { () throws(NetlinkError) in _ = try deletion.finish() }
+            timer.lap(.vethWait)
         } else if !environment.netns.isEmpty {
             try deletePodEnd()
         }
         if let masqueradeFailure { throw masqueradeFailure }
-        if !released { try ipam.del(containerID: environment.containerID, ifname: environment.ifname) }
+        if !released {
+            try ipam.del(containerID: environment.containerID, ifname: environment.ifname)
+            timer.lap(.ipam)
+        }
     }
 
     /// Takes the attachment's addresses out of the masq sets, whatever `ipMasq` says now: the

@@ -1,3 +1,4 @@
+import CallLog
 import CNIPlugin
 import CNIProtocol
 import LinuxSystem
@@ -28,7 +29,7 @@ enum HostPorts {
     /// holder, with nothing changed. Then UDP flows that reached the port before it was mapped
     /// are forgotten, so their next packet takes the new mapping.
     static func install(_ plan: HostPortPlan, network: String, hostSocket: RouteSocket,
-                        sharingSocketWith masquerade: MasqueradeTable?) throws(CNIError) -> HostPortTable {
+                        sharingSocketWith masquerade: MasqueradeTable?, timer: CallTimer) throws(CNIError) -> HostPortTable {
         let table = HostPortTable(network: network, sharingSocketWith: masquerade)
         let conflict = try kernel("map hostPorts \(plan.forwards.map(\.description).joined(separator: ", ")) in nftables table inet \(table.name)") {
             () throws(NetlinkError) in try table.install(plan)
@@ -41,7 +42,9 @@ enum HostPorts {
             throw CNIError(.hostPortTaken, "hostPort \(conflict.wanted.hostPortText) is already taken by \(holder)",
                            details: "held as \(conflict.holder.forward); DEL that pod, or choose another hostPort")
         }
+        timer.lap(.hostPorts)
         forgetUDPFlows(to: plan.forwards.filter { $0.proto == .udp }, hostSocket: hostSocket)
+        timer.lap(.conntrack)
         return table
     }
 
@@ -97,12 +100,14 @@ enum HostPorts {
     /// entry DNATed to its addresses, so a client that keeps sending (UDP) reaches the port's
     /// next holder instead of the dead pod (the reference's plugins#1190).
     static func remove(network: String, owner: String, addresses: [IPAddress], mappings: [PortMapping],
-                       sharingSocketWith masquerade: MasqueradeTable?) throws(CNIError) {
+                       sharingSocketWith masquerade: MasqueradeTable?, timer: CallTimer) throws(CNIError) {
         let table = HostPortTable(network: network, sharingSocketWith: masquerade)
         let removed = try kernel("remove the hostPorts of \(owner) from nftables table inet \(table.name)") { () throws(NetlinkError) in
             try table.remove(owner: owner, podAddresses: addresses, mappings: mappings)
         }
+        timer.lap(.hostPorts)
         forgetFlows(through: removed)
+        timer.lap(.conntrack)
     }
 
     /// Deletes the conntrack entries DNATed to the pods of removed UDP forwards. A UDP client

@@ -1,4 +1,3 @@
-import CNIPlugin
 import PodwirePlugin
 
-PluginProcess.main(name: "podwire", handler: Podwire.run)
+Podwire.main()

@@ -18,6 +18,11 @@ public struct LinkInfo: Sendable, Equatable {
     /// The rtnl kind ("veth"), empty for devices without one.
     public var kind: String
     public var alias: String
+    /// IFLA_LINK: a veth's peer's index (in the peer's namespace); 0 when the kernel gives none.
+    public var peerIndex: Int32 = 0
+    /// IFLA_LINK_NETNSID: the namespace the peer is in, as this namespace numbers it (`ip netns
+    /// list-id`); nil when the peer is in this namespace or the kernel gives none.
+    public var peerNetnsID: Int32? = nil
 }
 
 extension RouteSocket {
@@ -132,6 +137,8 @@ extension RouteSocket {
             let bytes = UnsafeRawBufferPointer(start: nl_addr_get_binary_addr(address), count: Int(nl_addr_get_len(address)))
             mac = formatMAC(Array(bytes))
         }
+        var netnsID: Int32 = -1
+        let hasNetnsID = rtnl_link_get_link_netnsid(link, &netnsID) == 0 && netnsID >= 0
         return LinkInfo(
             index: rtnl_link_get_ifindex(link),
             name: rtnl_link_get_name(link).map { String(cString: $0) } ?? "",
@@ -139,7 +146,9 @@ extension RouteSocket {
             mtu: Int(rtnl_link_get_mtu(link)),
             isUp: rtnl_link_get_flags(link) & UInt32(IFF_UP) != 0,
             kind: rtnl_link_get_type(link).map { String(cString: $0) } ?? "",
-            alias: rtnl_link_get_ifalias(link).map { String(cString: $0) } ?? "")
+            alias: rtnl_link_get_ifalias(link).map { String(cString: $0) } ?? "",
+            peerIndex: Int32(rtnl_link_get_link(link)),
+            peerNetnsID: hasNetnsID ? netnsID : nil)
     }
 
     /// `ip link set dev <index> [alias <alias>] up`, in one request; with `ipv4Forwarding`, also

@@ -79,6 +79,21 @@ extension RouteSocket {
         "ip route \(mode == .replace ? "replace" : "add") \(spec)"
     }
 
+    /// `ip route del <spec>`, the route as `routes(family:)` reported it (its table, scope,
+    /// protocol and metric must match). false when there was no such route.
+    @discardableResult
+    public func deleteRoute(_ spec: RouteSpec) throws(NetlinkError) -> Bool {
+        let route = try Self.buildRoute(spec)
+        defer { rtnl_route_put(route) }
+        let rc = rtnl_route_delete(socket, route, 0)
+        if rc < 0 {
+            let error = NetlinkError("ip route del \(spec)", netlinkCode: rc)
+            if error.isNotFound { return false }
+            throw error
+        }
+        return true
+    }
+
     /// `ip route show table all` for one family, as specs (single-nexthop routes; multipath ones
     /// are reported by their first nexthop).
     public func routes(family: IPFamily) throws(NetlinkError) -> [RouteSpec] {
