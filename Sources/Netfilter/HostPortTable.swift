@@ -94,6 +94,11 @@ public final class HostPortTable {
         public var forward: HostPortForward
         /// The element's comment; nil for an element without one.
         public var owner: String?
+
+        public init(forward: HostPortForward, owner: String?) {
+            self.forward = forward
+            self.owner = owner
+        }
     }
 
     // MARK: ADD
@@ -433,6 +438,21 @@ public final class HostPortTable {
         }
         // An address a kept forward goes to is a live pod's now: its flows stay.
         return removed.filter { !kept.contains($0.pod) }
+    }
+
+    /// Removes these forwards and SNAT pairs, whoever holds them (an operator's repair of
+    /// elements no attachment accounts for), in transactions of bounded size. Elements already
+    /// gone are skipped, not an error.
+    public func remove(forwards: [HostPortForward], pairs: [SNATPair]) throws(NetlinkError) {
+        let present = try allForwards().map(\.forward)
+        let presentPairs = try allSNATPairs().map(\.pair)
+        var requests = forwards.filter { present.contains($0) }.map(deletion)
+        requests += pairs.filter { presentPairs.contains($0) }.map { snatRequest(delete: true, $0, owner: nil) }
+        var remaining = requests[...]
+        while !remaining.isEmpty {
+            try socket().commit(Array(remaining.prefix(256)))
+            remaining = remaining.dropFirst(256)
+        }
     }
 
     // MARK: CHECK

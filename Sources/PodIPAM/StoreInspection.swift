@@ -30,6 +30,15 @@ public final class LockedIPAMStore {
         /// in seconds since the epoch.
         public var modified: Int64
         public var path: String
+
+        public init(address: IPAddress, containerID: String?, ifname: String?, owner: String?, modified: Int64, path: String) {
+            self.address = address
+            self.containerID = containerID
+            self.ifname = ifname
+            self.owner = owner
+            self.modified = modified
+            self.path = path
+        }
     }
 
     /// An index entry that does not say what the address files say.

@@ -10,7 +10,7 @@ import PodWiring
 /// The `portMappings` capability built in: node ports DNATed to the pod through the network's
 /// nftables maps (`HostPortTable`), conflicts refused, and the conntrack entries that would
 /// keep a flow on the port's previous holder deleted. No exec, no iptables.
-enum HostPorts {
+public enum HostPorts {
     /// nft keeps an element's comment, its owner, only up to this length; an uncommented element
     /// would name no holder, so hostPorts need an owner that fits.
     static let maximumOwnerLength = MasqueradeTable.maximumCommentLength
@@ -114,7 +114,7 @@ enum HostPorts {
     /// that keeps sending keeps its entry alive forever; TCP and SCTP flows to a dead pod end,
     /// and their next connection is NATed afresh, so they are left to the kernel rather than
     /// paying a walk of its conntrack table on every DEL. Best effort, as in `forgetUDPFlows`.
-    static func forgetFlows(through removed: [HostPortForward]) {
+    public static func forgetFlows(through removed: [HostPortForward]) {
         var pods: [IPAddress] = []
         for forward in removed where forward.proto == .udp && !pods.contains(forward.pod) { pods.append(forward.pod) }
         guard !pods.isEmpty, tracksConnections() else { return }

@@ -15,7 +15,7 @@ extension RouteSocket.RouteAddMode {
 
 extension LinkInfo {
     /// Whose this link is, by the one rule ADD, DEL and GC share (`HostVethOwner`).
-    func owner(network: String) -> HostVethOwner? {
+    public func owner(network: String) -> HostVethOwner? {
         HostVethOwner.of(kind: kind, name: name, mac: mac, alias: alias, network: network)
     }
 }

@@ -23,6 +23,19 @@ public struct LinkInfo: Sendable, Equatable {
     /// IFLA_LINK_NETNSID: the namespace the peer is in, as this namespace numbers it (`ip netns
     /// list-id`); nil when the peer is in this namespace or the kernel gives none.
     public var peerNetnsID: Int32? = nil
+
+    public init(index: Int32, name: String, mac: String, mtu: Int, isUp: Bool, kind: String, alias: String,
+                peerIndex: Int32 = 0, peerNetnsID: Int32? = nil) {
+        self.index = index
+        self.name = name
+        self.mac = mac
+        self.mtu = mtu
+        self.isUp = isUp
+        self.kind = kind
+        self.alias = alias
+        self.peerIndex = peerIndex
+        self.peerNetnsID = peerNetnsID
+    }
 }
 
 extension RouteSocket {

@@ -24,15 +24,17 @@ struct PodsOnOneNode {
     var a: Attachment { attachments[0] }
     var b: Attachment { attachments[1] }
 
+    /// `podConfigs` gives some pods a config of their own (the runtime's `runtimeConfig`, say).
     init(_ plugin: PluginUnderTest, pods: [String] = ["pod-a", "pod-b"], config: NetworkConfig? = nil,
-         sourceLocation: SourceLocation = #_sourceLocation) throws {
+         podConfigs: [String: NetworkConfig] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws {
         node = try TestNode()
         cni = CNIRunner(node: node, plugin: plugin, config: config)
         ipForwardBefore = try node.sysctl("net.ipv4.ip_forward")
         var attachments: [Attachment] = []
         for pod in pods {
             let netns = try node.addPod(pod)
-            let response = try cni.add(pod: pod, sourceLocation: sourceLocation)
+            let response = try cni.exec("ADD", containerID: pod, netns: netns, ifname: "eth0", config: podConfigs[pod],
+                                        sourceLocation: sourceLocation)
             let result = try cni.expectAddSucceeded(response, sourceLocation: sourceLocation)
             let ip = try #require(result.ips?.first, "no IP in \(response)", sourceLocation: sourceLocation)
             let host = try #require(result.interfaces?.first, "no interfaces in \(response)",
