@@ -34,7 +34,7 @@ before_release=$(cd "$work/before-tree" && podwire_build_release)
 echo "== release build of the working tree"
 after_release=$(podwire_build_release)
 # Installed as a node installs them (install.sh writes each binary in one piece).
-Scripts/install.sh --release-dir "$before_release" --bin-dir "$work/before" --conf-dir "$work/net.d" >/dev/null
-Scripts/install.sh --release-dir "$after_release" --bin-dir "$work/after" --conf-dir "$work/net.d" >/dev/null
+Scripts/install.sh --release-dir "$before_release" --bin-dir "$work/before" --conf-dir "$work/net.d" --path-dir "" >/dev/null
+Scripts/install.sh --release-dir "$after_release" --bin-dir "$work/after" --conf-dir "$work/net.d" --path-dir "" >/dev/null
 echo "== $rev (before) against the working tree (after)"
 unshare -Urnm --propagation private bash "$0" --inside --before "$work/before" --after "$work/after" "$@"

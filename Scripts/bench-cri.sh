@@ -33,7 +33,7 @@ work=$(mktemp -d /tmp/podwire-bench-cri.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # The binaries run as a node runs them: installed by install.sh (see bench.sh), then linked into
 # one CNI bin dir with Debian's plugins (ptp, host-local, portmap, and loopback, which the CRI execs).
-Scripts/install.sh --release-dir "$release_dir" --bin-dir "$work/podwire-bin" --conf-dir "$work/install-net.d" >/dev/null
+Scripts/install.sh --release-dir "$release_dir" --bin-dir "$work/podwire-bin" --conf-dir "$work/install-net.d" --path-dir "" >/dev/null
 bash Tests/Runtimes/containerd/node.sh cni-bin "$work/cni-bin" "$work/podwire-bin"
 gcc -static -O2 -s -Wall -Werror -o "$work/pause" Tests/Runtimes/pause/pause.c
 /usr/bin/python3 Tests/Runtimes/image.py --binary "$work/pause" --tag localhost/podwire-pause:1 --out "$work/pause.tar" >/dev/null

@@ -31,7 +31,7 @@ if [ "${1:-}" != "--inside" ]; then
     # How a file sits in the page cache changes every start (install.sh says why it writes in one
     # piece): the linker leaves its output in small pieces, ~0.2 ms more per start here.
     bin_dir="$tools/cni-bin"
-    Scripts/install.sh --release-dir "$release_dir" --bin-dir "$bin_dir" --conf-dir "$tools/net.d" >/dev/null
+    Scripts/install.sh --release-dir "$release_dir" --bin-dir "$bin_dir" --conf-dir "$tools/net.d" --path-dir "" >/dev/null
     mkdir -p "$tools/build"
     gcc -O2 -o "$tools/veth-floor" Scripts/bench/veth-floor.c
     gcc -O2 -o "$tools/wire-floor" Scripts/bench/wire-floor.c
@@ -44,6 +44,7 @@ if [ "${1:-}" != "--inside" ]; then
     fi
     cp "$tools/build/nothing" "$tools/build/nothing-swift" "$tools/"
     gcc -O2 -o "$tools/peak-rss" Scripts/bench/peak-rss.c
+    gcc -O2 -o "$tools/timed-exec" Scripts/bench/timed-exec.c
     echo "== ldd of the installed binary (must name neither a Swift runtime nor libnl)"
     ldd "$bin_dir/podwire" 2>&1 | sed 's/^/    /' || true
     machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME"), Debian containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins)"
@@ -74,5 +75,5 @@ fi
 masq=(--masq)
 [ "${BENCH_MASQ:-1}" = 0 ] && masq=()
 python3 Scripts/bench/driver.py --podwire-dir "$bin_dir" --veth-floor "$tools/veth-floor" --wire-floor "$tools/wire-floor" --nothing "$tools/nothing" --nothing-swift "$tools/nothing-swift" \
-    --peak-rss "$tools/peak-rss" "${masq[@]}" --out bench-results/latest.json "$@"
+    --peak-rss "$tools/peak-rss" --timed-exec "$tools/timed-exec" "${masq[@]}" --out bench-results/latest.json "$@"
 python3 Scripts/bench/report.py bench-results/latest.json bench-results "$machine"

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Installs podwire on a node: the static release binaries into the CNI bin directory and the
-# conflist into the CNI config directory. Every file is written under a temporary name in its
-# final directory and renamed into place, so a runtime exec'ing plugins or reading configs
-# meanwhile sees either the old file or the new one, never half of one.
+# Installs podwire on a node: the static release binaries (the plugins and podwirectl) into the
+# CNI bin directory, podwirectl on the operator's PATH (a symlink in --path-dir), and the conflist
+# into the CNI config directory. Every file is written under a temporary name in its final
+# directory and renamed into place, so a runtime exec'ing plugins or reading configs meanwhile
+# sees either the old file or the new one, never half of one.
 #
-#   Scripts/install.sh [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
+#   Scripts/install.sh [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--path-dir /usr/local/sbin]
 #                      [--conflist conf/10-podwire.conflist] [--release-dir DIR]
 #
 # --release-dir takes binaries built earlier (by Scripts/lib/release.sh) instead of building.
+# --path-dir '' leaves PATH alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin_dir=/opt/cni/bin
 conf_dir=/etc/cni/net.d
 conflist=conf/10-podwire.conflist
+path_dir=/usr/local/sbin
 release_dir=
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin-dir) bin_dir=$2; shift 2 ;;
         --conf-dir) conf_dir=$2; shift 2 ;;
         --conflist) conflist=$2; shift 2 ;;
+        --path-dir) path_dir=$2; shift 2 ;;
         --release-dir) release_dir=$2; shift 2 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -64,4 +68,12 @@ install_atomically() {
 
 install_atomically "$release_dir/podwire" "$bin_dir/podwire" 0755
 install_atomically "$release_dir/podwire-ipam" "$bin_dir/podwire-ipam" 0755
+install_atomically "$release_dir/podwirectl" "$bin_dir/podwirectl" 0755
+if [ -n "$path_dir" ]; then
+    # A symlink renamed into place: the operator's podwirectl is always the one beside the plugins.
+    mkdir -p "$path_dir"
+    ln -sfn "$(cd "$bin_dir" && pwd)/podwirectl" "$path_dir/.podwirectl.tmp.$$"
+    mv -f -T "$path_dir/.podwirectl.tmp.$$" "$path_dir/podwirectl"
+    echo "installed $path_dir/podwirectl -> $bin_dir/podwirectl"
+fi
 install_atomically "$conflist" "$conf_dir/$(basename "$conflist")" 0644

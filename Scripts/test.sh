@@ -79,10 +79,12 @@ echo "== the bundle holds $(wc -l <"$tests_list") tests ($(grep -c '^Integration
 
 echo "== install.sh into a scratch directory (atomic rename, no temporary file left)"
 scratch="$work/install"
-if ! Scripts/install.sh --release-dir "$bin_dir" --bin-dir "$scratch/bin" --conf-dir "$scratch/net.d" >/dev/null; then
+if ! Scripts/install.sh --release-dir "$bin_dir" --bin-dir "$scratch/bin" --conf-dir "$scratch/net.d" \
+        --path-dir "$scratch/sbin" >/dev/null; then
     check_failed "install.sh" "it exited non-zero"
 else
     for pair in "$bin_dir/podwire $scratch/bin/podwire" "$bin_dir/podwire-ipam $scratch/bin/podwire-ipam" \
+        "$bin_dir/podwirectl $scratch/bin/podwirectl" "$bin_dir/podwirectl $scratch/sbin/podwirectl" \
         "conf/10-podwire.conflist $scratch/net.d/10-podwire.conflist"; do
         read -r source installed <<<"$pair"
         if cmp "$source" "$installed"; then

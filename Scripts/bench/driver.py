@@ -129,16 +129,18 @@ class Plugin:
         self.cni_path = cni_path
         self.node = node
 
-    def invoke(self, command, container, netns, conf, ifname="eth0", peak_rss=None):
+    def invoke(self, command, container, netns, conf, ifname="eth0", peak_rss=None, launcher=None):
         """One exec, timed; returns (ms, stdout). With peak_rss (the C wrapper) the exec runs under
-        it instead and its peak RSS (KiB) is left in self.peak_kib."""
+        it instead and its peak RSS (KiB) is left in self.peak_kib. With launcher (timed-exec.c)
+        the time is the launcher's, spawn to reaped exit, without Python's own overhead."""
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": container,
                "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_PATH": self.cni_path}
         self.node.enter()
-        argv = [peak_rss, self.binary] if peak_rss else [self.binary]
+        wrapper = peak_rss or launcher
+        argv = [wrapper, self.binary] if wrapper else [self.binary]
         started = time.perf_counter_ns()
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE if peak_rss else None, env=env)
+                                   stderr=subprocess.PIPE if wrapper else None, env=env)
         out, err = process.communicate(conf)
         elapsed = time.perf_counter_ns() - started
         if process.returncode != 0:
@@ -146,6 +148,9 @@ class Plugin:
         if peak_rss:
             line = [l for l in err.decode().splitlines() if l.startswith("peak_rss_kib=")][-1]
             self.peak_kib = int(line.split("=")[1])
+        if launcher:
+            line = [l for l in err.decode().splitlines() if l.startswith("timed_exec_ns=")][-1]
+            elapsed = int(line.split("=")[1])
         return elapsed / 1e6, out
 
 
@@ -155,16 +160,17 @@ class Entrant:
 
     every = 1
 
-    def __init__(self, plugin, conf):
+    def __init__(self, plugin, conf, launcher=None):
         self.plugin = plugin
         self.node = plugin.node
         self.conf = conf
+        self.launcher = launcher
 
     def add(self, container, netns):
-        return self.plugin.invoke("ADD", container, netns, self.conf)[0]
+        return self.plugin.invoke("ADD", container, netns, self.conf, launcher=self.launcher)[0]
 
     def delete(self, container, netns):
-        return self.plugin.invoke("DEL", container, netns, self.conf)[0]
+        return self.plugin.invoke("DEL", container, netns, self.conf, launcher=self.launcher)[0]
 
     def parts(self):
         return None
@@ -422,6 +428,34 @@ def parallel_adds(plugins, confs, count, rounds):
     return results
 
 
+CALL_LOG = "/run/bench-calllog/calls.jsonl"
+
+
+def call_log_rows(podwire, launcher, iterations):
+    """podwire with its call log on and off, side by side on an empty node of their own, both
+    timed by the lean launcher; then `podwirectl stats` on that log, against the bench's own
+    percentiles of the same calls."""
+    node = Node.create("node-podwire-calllog")
+    plugin = Plugin("podwire-calllog", podwire.binary, podwire.cni_path, node)
+    plain = config_dict("podwire")
+    logged = dict(plain, callLog=CALL_LOG)
+    entrants = {"podwire-calllog": Entrant(plugin, json.dumps(logged).encode(), launcher=launcher),
+                "podwire-no-calllog": Entrant(plugin, json.dumps(plain).encode(), launcher=launcher)}
+    samples, _, _ = timed_pairs(entrants, iterations, "call log on and off, empty node (timed-exec)", "cl")
+    node.enter()
+    ctl = os.path.join(os.path.dirname(podwire.binary), "podwirectl")
+    stats = subprocess.run([ctl, "stats", "--log", CALL_LOG, "--json"], check=True, capture_output=True).stdout
+    lines = sum(1 for _ in open(CALL_LOG))
+    return {"samples": samples, "stats": json.loads(stats), "lines": lines,
+            "bench": {kind: {verb: percentiles(values) for verb, values in verbs.items()} for kind, verbs in samples.items()}}
+
+
+def percentiles(values):
+    """p50, p90, p99 and max as podwirectl stats computes them (linear between closest ranks)."""
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": statistics.median(values), "p90": cuts[89], "p99": cuts[98], "max": max(values), "count": len(values)}
+
+
 def exec_nothing(nothing):
     """One exec of the do-nothing binary, timed and fed exactly as a plugin is."""
     started = time.perf_counter_ns()
@@ -484,6 +518,7 @@ def main():
     parser.add_argument("--nothing", required=True)
     parser.add_argument("--nothing-swift", required=True)
     parser.add_argument("--peak-rss", required=True)
+    parser.add_argument("--timed-exec", required=True, help="the lean launcher (timed-exec.c) for the call-log rows")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--counts", default="0,250,1000")
     parser.add_argument("--parallel", default="20,100")
@@ -652,6 +687,8 @@ def main():
         no_mtu_with_empty = dict(no_mtu_confs, **{"podwire-empty": json.dumps(empty_no_mtu).encode()})
         record(f"nomtu{present}", *timed_pairs(plain_entrants(with_empty, no_mtu_with_empty), args.iterations,
                                                 f"no mtu, {present} pods", f"n{present}"))
+
+    results["calllog"] = call_log_rows(plugins["podwire"], args.timed_exec, args.iterations)
 
     results["parallel"] = {}
     for count in [int(c) for c in args.parallel.split(",") if c]:

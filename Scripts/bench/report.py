@@ -193,6 +193,45 @@ def host_port_side_by_side(results):
     return lines
 
 
+def call_log_rows(results):
+    """The call log on against off (ADD ≤ 1.05×), and `podwirectl stats` on that log against the
+    bench's own percentiles of the same calls (within 10%)."""
+    log = results.get("calllog")
+    if not log:
+        return []
+    bench, stats = log["bench"], log["stats"]["commands"]
+    on, off = bench["podwire-calllog"], bench["podwire-no-calllog"]
+    lines = ["", "The call log (`\"callLog\"` in the config): podwire with it on and off, side by side on an empty node of "
+                 "their own, each exec timed by a lean C launcher (Scripts/bench/timed-exec.c: spawn to reaped exit, "
+                 "without the 0.1-0.2 ms of Python's own spawning and waiting that the rows above include); then "
+                 f"`podwirectl stats` on the {log['lines']} lines it wrote:", "",
+             "| call | log on | log off | on / off | target |", "|---|---|---|---|---|"]
+    held = []
+    for verb in ("add", "del"):
+        ratio_value = on[verb]["p50"] / off[verb]["p50"]
+        target = "≤ 1.05×" if verb == "add" else ""
+        lines.append(f"| {verb.upper()}, median ms | {on[verb]['p50']:.2f} | {off[verb]['p50']:.2f} | {ratio_value:.3f}× | {target} |")
+        if verb == "add":
+            held.append(f"ADD with the call log / without {verdict(ratio_value, 1.05, True)}")
+    lines += ["", "| call | percentile | podwirectl stats (the log) | the bench (the same calls) | stats / bench | target |",
+              "|---|---|---|---|---|---|"]
+    for verb in ("add", "del"):
+        logged = stats.get(verb.upper(), {}).get("ms") or {}
+        slowest = stats.get(verb.upper(), {}).get("slowestPhase") or {}
+        for key in ("p50", "p90", "p99", "max"):
+            if key not in logged:
+                continue
+            value = logged[key] / on[verb][key]
+            target = "within 10%" if key != "max" else ""
+            lines.append(f"| {verb.upper()} | {key} | {logged[key]:.2f} | {on[verb][key]:.2f} | {value:.3f} | {target} |")
+            if key != "max":
+                held.append(f"stats {verb.upper()} {key} / bench {value:.3f} ({'holds' if abs(value - 1) <= 0.10 else 'misses'})")
+        if slowest:
+            lines.append(f"| {verb.upper()} | slowest phase (p50) | {slowest.get('name')} {slowest.get('p50', 0):.2f} | | | |")
+    lines += ["", "Call log targets: " + "; ".join(held) + "."]
+    return lines
+
+
 def main():
     results_path, out_dir, machine = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(results_path) as handle:
@@ -292,6 +331,7 @@ def main():
         dual, v4 = pair["podwire-dual"]["add"]["median"], pair["podwire-v4"]["add"]["median"]
         lines.append(f"| podwire dual-stack ADD / IPv4 ADD, side by side ({dual:.2f} / {v4:.2f} ms) | | {dual / v4:.2f}× | ≤ 1.2× |")
     lines += host_port_side_by_side(results)
+    lines += call_log_rows(results)
     tight = results.get("floor_tight_loop")
     if tight:
         lines += ["", f"For comparison, the same bare pair created and deleted back to back in one process: create "

@@ -58,9 +58,11 @@ public enum CallPhase: Int, CaseIterable, Sendable {
 /// Where one call's time goes: each `lap` gives the time since the previous one to a phase.
 ///
 /// The call's clock starts when the process started, not at `main`: a runtime waits for the
-/// exec too. The kernel does not keep a process's start time finer than a clock tick, so it is
-/// worked out from the CPU time the process has used by `main`, when it has done nothing but
-/// start (exec, loader, runtime): all of that is CPU work, so it ran for that long.
+/// exec too. The kernel keeps a process's start time only to a clock tick (10 ms), so it is
+/// worked out at `main`, when the process has done nothing but start (fork, exec, loader,
+/// runtime, none of which sleeps): it has been running for its CPU time so far, or waiting to
+/// run (`/proc/self/schedstat`'s run delay). What comes before the fork and after the exit (the
+/// runtime's own spawning and reaping) is not the plugin's to see.
 public final class CallTimer {
     public private(set) var started: Int64
     private var last: Int64
@@ -70,7 +72,7 @@ public final class CallTimer {
     /// Made first thing in `main`.
     public init() {
         let now = Self.monotonicNow()
-        let sinceExec = Self.processCPUTime()
+        let sinceExec = Self.processCPUTime() + Self.runDelay()
         started = now - sinceExec
         last = now
         spent = [Int64](repeating: -1, count: CallPhase.allCases.count)
@@ -100,6 +102,28 @@ public final class CallTimer {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// Nanoseconds the process has waited, runnable, for a CPU; 0 where the kernel does not say.
+    static func runDelay() -> Int64 {
+        let fd = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 96)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 95) }
+        guard count > 0 else { return 0 }
+        // "<cpu ns> <run delay ns> <timeslices>\n": the second number, read in place.
+        var position = 0
+        while position < count && buffer[position] != UInt8(ascii: " ") { position += 1 }
+        position += 1
+        var value: Int64 = 0
+        var digits = 0
+        while position < count, buffer[position] >= UInt8(ascii: "0"), buffer[position] <= UInt8(ascii: "9") {
+            value = value &* 10 &+ Int64(buffer[position] - UInt8(ascii: "0"))
+            position += 1
+            digits += 1
+        }
+        return digits > 0 ? value : 0
     }
 
     static func processCPUTime() -> Int64 {
