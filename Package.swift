@@ -10,6 +10,11 @@ let netlinkLinkerSettings: [LinkerSetting] = linkLibnlStatically
     ? [.unsafeFlags(["-Xlinker", "-l:libnl-route-3.a", "-Xlinker", "-l:libnl-3.a"])]
     : [.linkedLibrary("nl-route-3"), .linkedLibrary("nl-3")]
 
+// PODWIRE_ORDER_FILE (set by Scripts/lib/release.sh): the plugins' hot functions, packed first at link.
+let pluginLinkerSettings: [LinkerSetting] = ProcessInfo.processInfo.environment["PODWIRE_ORDER_FILE"].map {
+    [.unsafeFlags(["-Xlinker", "--symbol-ordering-file=\($0)"])]
+} ?? []
+
 let package = Package(
     name: "podwire",
     platforms: [.macOS(.v15)],
@@ -62,8 +67,10 @@ let package = Package(
         // podwire's verbs: the plan applied to, compared with and removed from the kernel.
         .target(name: "PodwirePlugin", dependencies: ["CNIPlugin", "CNIProtocol", "PodIPAM", "PodWiring", "Netlink", "Netfilter",
                                                       "LinuxSystem", "NetAddress", "CLinuxShim", "CallLog"]),
-        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CNIPlugin", "CProcessStart"]),
-        .executableTarget(name: "podwire-ipam", dependencies: ["IPAMPlugin", "CNIPlugin", "CProcessStart"]),
+        .executableTarget(name: "podwire", dependencies: ["PodwirePlugin", "CNIPlugin", "CProcessStart"],
+                          linkerSettings: pluginLinkerSettings),
+        .executableTarget(name: "podwire-ipam", dependencies: ["IPAMPlugin", "CNIPlugin", "CProcessStart"],
+                          linkerSettings: pluginLinkerSettings),
 
         // The operator's side: a node's podwire networks read from the store and the kernel, checked
         // and repaired, the call log summed up, plugins run as a runtime would.

@@ -19,6 +19,7 @@ PODWIRE_DEPS=(
     conntrack                                          # conntrack -I / -L in the ctnetlink kernel tests
     e2fsprogs                                          # chattr, for the store tests of immutable files
     python3 gcc                                        # the benchmark driver and its floor probes
+    python3-prometheus-client                          # the call-log test parses podwirectl stats --prometheus with it
 )
 
 # What the real-runtime tests drive podwire with (Scripts/test.sh installs these too): containerd's

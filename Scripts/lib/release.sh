@@ -15,7 +15,7 @@
 #
 # PODWIRE_RELEASE_SYMBOLS=1 keeps the symbol table (for profiling; its own scratch directory). The
 # debug info goes either way: valgrind 3.19 cannot read what lld writes of it.
-# Prints the directory that holds podwire and podwire-ipam.
+# Prints the directory that holds podwire, podwire-ipam and podwirectl.
 podwire_build_release() {
     local scratch=.build-release log order missing listed
     order="$PWD/Scripts/lib/podwire.order"
@@ -35,7 +35,8 @@ podwire_build_release() {
         mkdir -p "$scratch"
         linked_order="$PWD/$scratch/podwire-$(sha256sum "$order" | cut -c1-16).order"
         [ -f "$linked_order" ] || cp "$order" "$linked_order"
-        flags+=(-Xlinker "--symbol-ordering-file=$linked_order")
+        # Given to the plugins' links only (Package.swift reads it): podwirectl runs other code.
+        export PODWIRE_ORDER_FILE="$linked_order"
     fi
     flags+=(--scratch-path "$scratch")
     log=$(mktemp)

@@ -64,8 +64,8 @@ public enum Repair: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .releaseAttachment(let id, let ifname, let addresses):
-            "releases \(addresses.map(\.description).joined(separator: ", ")) of \(id)/\(ifname), with its masquerade and hostPort elements"
+        case .releaseAttachment(_, _, let addresses):
+            "releases \(addresses.map(\.description).joined(separator: ", ")) with its masquerade and hostPort elements"
         case .releaseUnattributed(let address): "removes the address file of \(address)"
         case .recordAddresses(let addresses, let id, let ifname):
             "records \(addresses.map(\.description).joined(separator: ", ")) for \(id)/\(ifname) in the store"

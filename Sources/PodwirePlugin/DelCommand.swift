@@ -67,6 +67,7 @@ struct DelCommand {
             timer.lap(.vethWait)
         } else if !environment.netns.isEmpty {
             try deletePodEnd()
+            timer.lap(.veth)
         }
         if let masqueradeFailure { throw masqueradeFailure }
         if !released {

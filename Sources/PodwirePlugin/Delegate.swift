@@ -84,21 +84,15 @@ struct DelegatedPlugin {
         posix_spawn_file_actions_adddup2(&actions, inputPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
 
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable), nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawn.spawn(executable, environment: environment, actions: &actions)
+        } catch {
+            for fd in inputPipe + outputPipe { close(fd) }
+            throw error
         }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         close(inputPipe[0])
         close(outputPipe[1])
-        if rc != 0 {
-            close(inputPipe[1])
-            close(outputPipe[0])
-            throw SystemError("posix_spawn \(executable)", errno: rc)
-        }
         // A config is far smaller than a pipe buffer, and plugins read stdin before writing,
         // so writing it all before reading cannot deadlock.
         // A plugin that exits without reading its config is judged by its exit status below.

@@ -6,12 +6,15 @@ import Testing
 
 extension PodwireBinary {
     /// `podwire-ipam`, built next to `podwire` (same directory, same rules for finding it).
-    static func locateIPAM() -> (path: String?, reason: String?) {
+    static func locateIPAM() -> (path: String?, reason: String?) { locateBeside("podwire-ipam") }
+
+    /// Another product of the package, built next to `podwire`.
+    static func locateBeside(_ product: String) -> (path: String?, reason: String?) {
         let podwire = locate()
         guard let path = podwire.path else { return (nil, podwire.reason) }
-        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("podwire-ipam").path
+        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(product).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return (candidate, nil) }
-        return (nil, "podwire-ipam not found next to \(path); build the podwire-ipam product")
+        return (nil, "\(product) not found next to \(path); build the \(product) product")
     }
 }
 

@@ -3,12 +3,12 @@ import Testing
 
 extension PodwireBinary {
     /// podwirectl, built next to podwire.
-    static func locateControl() -> (path: String?, reason: String?) {
-        let podwire = locate()
-        guard let path = podwire.path else { return (nil, podwire.reason) }
-        let candidate = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("podwirectl").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return (candidate, nil) }
-        return (nil, "podwirectl not found next to \(path); build the podwirectl product")
+    static func locateControl() -> (path: String?, reason: String?) { locateBeside("podwirectl") }
+
+    /// podwirectl's path, or a test failure saying why there is none.
+    static func requireControl(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let located = locateControl()
+        return try #require(located.path, "\(located.reason ?? "podwirectl not found")", sourceLocation: sourceLocation)
     }
 }
 
@@ -36,9 +36,7 @@ struct PodwirectlRunner {
 
     /// `podwirectl <arguments> --conflist <the conflist>`.
     func run(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
-        let binary = try #require(PodwireBinary.locateControl().path, "\(PodwireBinary.locateControl().reason ?? "")",
-                                  sourceLocation: sourceLocation)
-        return try node.run([binary] + arguments + ["--conflist", conflist])
+        try node.run([try PodwireBinary.requireControl(sourceLocation: sourceLocation)] + arguments + ["--conflist", conflist])
     }
 
     /// stdout parsed as one JSON object.
