@@ -27,17 +27,11 @@ public struct CallLogFile: Sendable {
     public var rotatedPath: String { path + ".1" }
 
     public func append(_ line: [UInt8]) throws(SystemError) {
-        var fd = try open()
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let code = errno
-            close(fd)
-            throw SystemError("fstat \(path)", errno: code)
-        }
+        var (fd, info) = try open()
         if info.st_size > 0 && Int(info.st_size) + line.count > maxBytes {
             rotate(fd, info)
             close(fd)
-            fd = try open()
+            fd = try open().fd
         }
         defer { close(fd) }
         let written = line.withUnsafeBytes { buffer in retryingInterrupts { write(fd, buffer.baseAddress, buffer.count) } }
@@ -48,8 +42,9 @@ public struct CallLogFile: Sendable {
     }
 
     /// Opens the log for appending, making its directory (one level, 0755) when missing. Not
-    /// through a symlink, and never blocking on a FIFO put in its place.
-    func open() throws(SystemError) -> Int32 {
+    /// through a symlink, and never blocking on a FIFO put in its place. Returns it with its
+    /// size and identity.
+    func open() throws(SystemError) -> (fd: Int32, info: stat) {
         let flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK
         var fd = retryingInterrupts { Glibc.open(path, flags, 0o644) }
         if fd < 0 && errno == ENOENT, let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex {
@@ -59,11 +54,16 @@ public struct CallLogFile: Sendable {
         }
         guard fd >= 0 else { throw SystemError("open \(path)", errno: errno) }
         var info = stat()
-        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG {
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            close(fd)
+            throw SystemError("fstat \(path)", errno: code)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
             throw SystemError("open \(path): not a regular file", errno: EINVAL)
         }
-        return fd
+        return (fd, info)
     }
 
     /// Renames the full log away, unless another call already has.

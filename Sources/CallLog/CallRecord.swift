@@ -99,17 +99,28 @@ public struct CallRecord: Sendable {
         out.append(UInt8(ascii: "0") + UInt8(fraction % 10))
     }
 
-    /// RFC 3339 in UTC with microseconds: "2026-12-07T10:01:02.345678Z".
+    /// RFC 3339 in UTC with microseconds: "2026-12-07T10:01:02.345678Z". Worked out here: glibc's
+    /// gmtime_r reads the time zone file first, six system calls a call does not need.
     static func utcText(_ time: timespec) -> String {
-        var seconds = time.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func digits(_ value: Int, _ width: Int) -> String {
+        let seconds = Int64(time.tv_sec)
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let secondOfDay = seconds - days * 86400
+        // Howard Hinnant's civil_from_days: the proleptic Gregorian date of a day number.
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func digits(_ value: Int64, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return digits(Int(parts.tm_year) + 1900, 4) + "-" + digits(Int(parts.tm_mon) + 1, 2) + "-" + digits(Int(parts.tm_mday), 2)
-            + "T" + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2)
-            + "." + digits(Int(time.tv_nsec) / 1000, 6) + "Z"
+        return digits(year, 4) + "-" + digits(month, 2) + "-" + digits(day, 2)
+            + "T" + digits(secondOfDay / 3600, 2) + ":" + digits(secondOfDay / 60 % 60, 2) + ":" + digits(secondOfDay % 60, 2)
+            + "." + digits(Int64(time.tv_nsec) / 1000, 6) + "Z"
     }
 }

@@ -1,4 +1,4 @@
-import CallLog
+@testable import CallLog
 import Foundation
 import Testing
 @testable import PodwireControl
@@ -18,6 +18,18 @@ struct CallLogTests {
         record.phases = [(.start, 412_000), (.config, 50_500), (.veth, 462_501), (.ipam, 53_000), (.podSide, 97_000),
                          (.hostSide, 80_000), (.work, 10_000), (.output, 7_499)]
         return record
+    }
+
+    @Test("times are RFC 3339 UTC, worked out without the time zone file", arguments: [
+        (Int64(0), 0, "1970-01-01T00:00:00.000000Z"),
+        (Int64(951_782_400), 5_000, "2000-02-29T00:00:00.000005Z"),
+        (Int64(1_709_251_199), 999_999_999, "2024-02-29T23:59:59.999999Z"),
+        (Int64(1_796_640_196), 680_123_000, "2026-12-07T10:43:16.680123Z"),
+        (Int64(4_102_444_800), 0, "2100-01-01T00:00:00.000000Z"),
+        (Int64(-1), 0, "1969-12-31T23:59:59.000000Z"),
+    ])
+    func utcText(seconds: Int64, nanoseconds: Int, expected: String) {
+        #expect(CallRecord.utcText(timespec(tv_sec: Int(seconds), tv_nsec: nanoseconds)) == expected)
     }
 
     @Test("CallRecord.line(): the exact bytes, a quote in the container ID escaped")
