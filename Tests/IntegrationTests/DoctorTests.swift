@@ -202,6 +202,56 @@ struct DoctorTests {
         try n.expectIntact(n.b)
     }
 
+    @Test("doctor --fix, run again and again while pods come and go, reports and changes nothing")
+    func safeDuringCalls() throws {
+        let n = try Node()
+        let binary = try PluginUnderTest.podwire.requireBinary()
+        let control = try PodwireBinary.requireControl()
+        let pods = (0..<6).map { "storm-\($0)" }
+        for pod in pods { try n.node.addPod(pod) }
+        let configPath = "/run/storm-net.json"
+        let written = try n.node.run(["sh", "-c", "cat > \(configPath)"], stdin: n.setup.cni.config.data)
+        try #require(written.succeeded, "\(written)")
+        // Ten rounds of ADD then DEL of every storm pod, and a last round of ADDs, in the
+        // background; doctor --fix meanwhile, as often as it can.
+        let script = """
+            cni() { CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_PATH='\(n.setup.cni.plugin.cniPath)' \\
+                '\(binary)' < \(configPath) > /dev/null 2>> /run/storm-errors || echo "$1 $2 failed" >> /run/storm-errors; }
+            (
+                for round in 1 2 3 4 5 6 7 8 9 10; do
+                    for pod in \(pods.joined(separator: " ")); do cni ADD $pod; done
+                    for pod in \(pods.joined(separator: " ")); do cni DEL $pod; done
+                done
+                for pod in \(pods.joined(separator: " ")); do cni ADD $pod; done
+                touch /run/storm-done
+            ) &
+            runs=0
+            while [ ! -e /run/storm-done ]; do
+                '\(control)' doctor --fix --conflist '\(n.ctl.conflist)' > /run/storm-doctor 2>&1 && rc=0 || rc=$?
+                echo "rc=$rc $(cat /run/storm-doctor)"
+                runs=$((runs + 1))
+            done
+            wait
+            echo "runs=$runs"
+            cat /run/storm-errors 2>/dev/null || true
+            """
+        let output = try n.node.check(["bash", "-c", script])
+        let lines = output.split(separator: "\n").map(String.init)
+        let doctorRuns = lines.filter { $0.hasPrefix("rc=") }
+        #expect(doctorRuns.count >= 3, "\(output)")
+        #expect(doctorRuns.allSatisfy { $0 == "rc=0 network kindnet: no problems found" }, "\(output)")
+        #expect(!lines.contains { $0.contains("failed") }, "\(output)")
+        #expect(try n.doctor(exits: 0) == ["network kindnet: no problems found"])
+        try n.expectIntact(n.a)
+        try n.expectIntact(n.b)
+        let rows = try #require(try n.ctl.json(["ls"])["attachments"] as? [[String: Any]])
+        #expect(Set(rows.compactMap { $0["containerID"] as? String }) == Set(["pod-a", "pod-b"] + pods))
+        for pod in pods {
+            let ping = try n.node.ping(from: pod, to: "10.244.1.1")
+            #expect(ping.succeeded, "\(pod): \(ping)")
+        }
+    }
+
     @Test("a consistent node has nothing to fix, and --fix changes nothing")
     func cleanNode() throws {
         let n = try Node()
