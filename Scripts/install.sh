@@ -57,7 +57,8 @@ install_atomically() {
     directory=$(dirname "$destination")
     mkdir -p "$directory"
     temporary="$directory/.$(basename "$destination").tmp.$$"
-    trap 'rm -f "$temporary"' EXIT
+    # Expanded now: the function's locals are gone when an EXIT trap runs.
+    trap "rm -f '$temporary'" EXIT
     dd if="$source" of="$temporary" bs=64M status=none
     chmod "$mode" "$temporary"
     sync "$temporary"
@@ -68,7 +69,13 @@ install_atomically() {
 
 install_atomically "$release_dir/podwire" "$bin_dir/podwire" 0755
 install_atomically "$release_dir/podwire-ipam" "$bin_dir/podwire-ipam" 0755
-install_atomically "$release_dir/podwirectl" "$bin_dir/podwirectl" 0755
+if [ ! -f "$release_dir/podwirectl" ]; then
+    # A build from before podwirectl existed (Scripts/bench-ab.sh installs old revisions too).
+    echo "install.sh: no podwirectl in $release_dir: the plugins only" >&2
+    path_dir=
+else
+    install_atomically "$release_dir/podwirectl" "$bin_dir/podwirectl" 0755
+fi
 if [ -n "$path_dir" ]; then
     # A symlink renamed into place: the operator's podwirectl is always the one beside the plugins.
     mkdir -p "$path_dir"
