@@ -102,8 +102,24 @@ struct RuntimeContainerdTests {
         // The client is not in the pod network, so it is not masqueraded: the pod sees it as it is.
         #expect(run.stdout == "hello from web to \(Masq.outside)\n", "\(run)")
 
+        // The operator's view of what containerd's calls made: one attachment, nothing to fix, and
+        // the shipped conflist's call log holding the ADD.
+        let ctl = try PodwireBinary.requireControl()
+        let conflist = ["--conflist", "\(ContainerdNode.dir)/net.d/10-podwire.conflist"]
+        let listed = try node.run([ctl, "ls", "--json"] + conflist)
+        #expect(listed.succeeded && listed.stdout.contains("\"containerID\":\"\(sandbox.id)\"")
+                && listed.stdout.contains("\"hostPorts\":[\"tcp/8080 -> 80\"]"), "\(listed)")
+        let doctor = try node.run([ctl, "doctor"] + conflist)
+        #expect(doctor.status == 0 && doctor.stdout == "network kindnet: no problems found\n", "\(doctor)")
+        let added = try node.run([ctl, "stats", "--json"] + conflist)
+        #expect(added.succeeded && added.stdout.contains("\"ADD\":{\"count\":1,"), "\(added)")
+
         try node.check(["ip", "netns", "delete", "outside"])
         try containerd.stopAndRemove([sandbox])
+        let after = try node.run([ctl, "doctor"] + conflist)
+        #expect(after.status == 0, "\(after)")
+        let deleted = try node.run([ctl, "stats", "--json"] + conflist)
+        #expect(deleted.succeeded && !deleted.stdout.contains("\"DEL\":{\"count\":0,"), "\(deleted)")
         try containerd.expectNothingLeft(of: [sandbox])
         let machine = containerd.close()
         #expect(machine.isEmpty, "left on this machine: \(machine)")
