@@ -94,21 +94,37 @@ public enum Repair: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A host route to one pod address, by the link it goes out of.
+struct RouteKey: Hashable {
+    var address: IPAddress
+    var linkIndex: Int32
+}
+
 /// What is wrong with a network on this node: pure, from a snapshot.
 public enum Doctor {
     public static func findings(_ node: NodeSnapshot) -> [Finding] {
         var found: [Finding] = []
+        // Each looked up by key: a node holds hundreds of pods.
         let attachments = node.attachments
         let allocated = Set(node.allocations.map(\.address))
+        var owners: [IPAddress: NodeSnapshot.Attachment] = [:]
+        for attachment in attachments {
+            for address in attachment.addresses { owners[address] = attachment }
+        }
+        let routed = Set(node.podRoutes.map { RouteKey(address: $0.destination.networkAddress, linkIndex: $0.linkIndex) })
+        let routesByLink = Dictionary(grouping: node.podRoutes.map { RouteKey(address: $0.destination.networkAddress, linkIndex: $0.linkIndex) },
+                                      by: \.linkIndex)
+        let linkNames = Dictionary(node.links.map { ($0.index, $0.name) }, uniquingKeysWith: { first, _ in first })
         // A veth the store lost whose addresses it learns again: those addresses count as held,
         // so their routes and elements are not stray.
-        let unallocated = node.unallocatedVeths.map { unallocatedVeth($0, node: node, allocated: allocated) }
+        let lost = node.unallocatedVeths(besides: attachments)
+        let unallocated = lost.map { unallocatedVeth($0, routing: (routesByLink[$0.index] ?? []).map(\.address), node: node, allocated: allocated) }
         var held = allocated
-        var adoptedRoutes: [(address: IPAddress, linkIndex: Int32)] = []
-        for (finding, veth) in zip(unallocated, node.unallocatedVeths) {
+        var adoptedRoutes: Set<RouteKey> = []
+        for (finding, veth) in zip(unallocated, lost) {
             guard case .recordAddresses(let addresses, _, _) = finding.repair else { continue }
             held.formUnion(addresses)
-            adoptedRoutes += addresses.map { ($0, veth.index) }
+            adoptedRoutes.formUnion(addresses.map { RouteKey(address: $0, linkIndex: veth.index) })
         }
 
         for attachment in attachments {
@@ -120,8 +136,7 @@ public enum Doctor {
                                                                 addresses: attachment.addresses)))
                 continue
             }
-            for address in attachment.addresses
-            where !node.podRoutes.contains(where: { $0.destination.networkAddress == address && $0.linkIndex == veth.index }) {
+            for address in attachment.addresses where !routed.contains(RouteKey(address: address, linkIndex: veth.index)) {
                 found.append(Finding(kind: .missingRoute, address: address, object: "host veth \(veth.name) of \(attachment.owner)",
                                      problem: "no host route to \(address) on it: the pod cannot be reached",
                                      repair: .addHostRoute(address, linkIndex: veth.index, device: veth.name)))
@@ -138,8 +153,8 @@ public enum Doctor {
 
         for route in node.podRoutes {
             let address = route.destination.networkAddress
-            let device = node.link(index: route.linkIndex)?.name ?? "index \(route.linkIndex)"
-            if let owner = attachments.first(where: { $0.addresses.contains(address) }) {
+            let device = linkNames[route.linkIndex] ?? "index \(route.linkIndex)"
+            if let owner = owners[address] {
                 guard let veth = owner.hostVeth, veth.index != route.linkIndex else { continue }
                 // With the owner's veth gone the leak's release takes the route too... unless it is
                 // on some other device, which is this case.
@@ -147,7 +162,7 @@ public enum Doctor {
                                      problem: "\(address) is \(owner.owner)'s, whose host veth is \(owner.hostVethName)",
                                      repair: .deleteRoute(route, device: device)))
             } else if !held.contains(address) || (!allocated.contains(address)
-                                                  && !adoptedRoutes.contains { $0 == (address, route.linkIndex) }) {
+                                                  && !adoptedRoutes.contains(RouteKey(address: address, linkIndex: route.linkIndex))) {
                 found.append(Finding(kind: .strayRoute, address: address, object: "route \(route.destination) dev \(device)",
                                      problem: "\(address) is not allocated in \(node.storePath)",
                                      repair: .deleteRoute(route, device: device)))
@@ -187,8 +202,7 @@ public enum Doctor {
     /// A veth labelled for an attachment the store has nothing of. If the addresses it routes
     /// are free and in the network's ranges, the store learns them (the pod keeps working, and
     /// the addresses can no longer be handed to a second pod); otherwise the veth goes.
-    static func unallocatedVeth(_ veth: LinkInfo, node: NodeSnapshot, allocated: Set<IPAddress>) -> Finding {
-        let routed = node.podRoutes.filter { $0.linkIndex == veth.index }.map(\.destination.networkAddress)
+    static func unallocatedVeth(_ veth: LinkInfo, routing routed: [IPAddress], node: NodeSnapshot, allocated: Set<IPAddress>) -> Finding {
         let attachment = aliasAttachment(veth.alias, network: node.network)
         let object = "host veth \(veth.name) (alias \"\(veth.alias)\")"
         if let attachment, !routed.isEmpty,

@@ -18,6 +18,11 @@ public struct NetworkList: Sendable {
     /// Each plugin's object as the file has it (without the `name` and `cniVersion` a runtime
     /// adds when it runs it).
     public var plugins: [[String: JSONValue]]
+    /// The file as read: a runtime's cache entry keeps it (base64), as libcni's does.
+    public var bytes: [UInt8] = []
+    /// libcni's `disableCheck` and `disableGC` (booleans, or the strings "true"/"false").
+    public var disableCheck = false
+    public var disableGC = false
 
     /// Where runtimes look (libcni's default, and cnitool's `NETCONFPATH`).
     public static let defaultDirectory = "/etc/cni/net.d"
@@ -38,6 +43,11 @@ public struct NetworkList: Sendable {
         } catch {
             throw ControlError(.access, "cannot read \(path): \(error.reason)")
         }
+        return try parse(bytes, path: path)
+    }
+
+    /// A config file's bytes (`path` names it in messages).
+    public static func parse(_ bytes: [UInt8], path: String) throws(ControlError) -> NetworkList {
         let value: JSONValue
         do {
             value = try CNIJSON.parse(bytes, what: path)
@@ -62,7 +72,8 @@ public struct NetworkList: Sendable {
                 }
                 objects.append(object)
             }
-            return NetworkList(path: path, name: name, cniVersion: version, plugins: objects)
+            return NetworkList(path: path, name: name, cniVersion: version, plugins: objects, bytes: bytes,
+                               disableCheck: flag(document["disableCheck"]), disableGC: flag(document["disableGC"]))
         }
         guard document["type"]?.stringValue != nil else {
             throw ControlError(.usage, "\(path) is not a CNI config: it has neither \"plugins\" nor \"type\"")
@@ -70,7 +81,16 @@ public struct NetworkList: Sendable {
         var single = document
         single["name"] = nil
         single["cniVersion"] = nil
-        return NetworkList(path: path, name: name, cniVersion: version, plugins: [single])
+        return NetworkList(path: path, name: name, cniVersion: version, plugins: [single], bytes: bytes)
+    }
+
+    /// libcni reads these flags as booleans, and also as the strings "true"/"false".
+    static func flag(_ value: JSONValue?) -> Bool {
+        switch value {
+        case .bool(let flag)?: flag
+        case .string(let text)?: text.lowercased() == "true"
+        default: false
+        }
     }
 
     /// The first network in `directory` that runs podwire, in the order runtimes read the

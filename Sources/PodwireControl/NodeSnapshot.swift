@@ -57,16 +57,20 @@ public struct NodeSnapshot: Sendable {
     /// no interface, so no veth to look for).
     public var attachments: [Attachment] {
         var result: [Attachment] = []
+        var positions: [String: Int] = [:]
+        let linksByName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for allocation in allocations {
             guard let containerID = allocation.containerID, let ifname = allocation.ifname else { continue }
-            if let position = result.firstIndex(where: { $0.containerID == containerID && $0.ifname == ifname }) {
+            let owner = VethPair.owner(containerID: containerID, ifname: ifname)
+            if let position = positions[owner] {
                 result[position].addresses.append(allocation.address)
                 result[position].since = min(result[position].since, allocation.modified)
                 continue
             }
             let name = HostVeth(containerID: containerID, ifname: ifname).name
             let alias = HostVeth.alias(network: network, containerID: containerID, ifname: ifname)
-            let link = links.first { $0.name == name && $0.owner(network: network)?.belongs(to: alias) == true }
+            let link = linksByName[name].flatMap { $0.owner(network: network)?.belongs(to: alias) == true ? $0 : nil }
+            positions[owner] = result.count
             result.append(Attachment(containerID: containerID, ifname: ifname, addresses: [allocation.address],
                                      since: allocation.modified, hostVethName: name, hostVeth: link))
         }
@@ -74,7 +78,10 @@ public struct NodeSnapshot: Sendable {
     }
 
     /// Host veths labelled as this network's whose alias no allocation's attachment has.
-    public var unallocatedVeths: [LinkInfo] {
+    public var unallocatedVeths: [LinkInfo] { unallocatedVeths(besides: attachments) }
+
+    /// The same, given the attachments already worked out.
+    public func unallocatedVeths(besides attachments: [Attachment]) -> [LinkInfo] {
         let aliases = Set(attachments.map { HostVeth.alias(network: network, containerID: $0.containerID, ifname: $0.ifname) })
         return links.filter { link in
             guard case .attachment(let alias)? = link.owner(network: network) else { return false }
@@ -86,7 +93,6 @@ public struct NodeSnapshot: Sendable {
         allocations.first { $0.address == address }
     }
 
-    public func link(index: Int32) -> LinkInfo? { links.first { $0.index == index } }
 }
 
 extension NodeSnapshot {

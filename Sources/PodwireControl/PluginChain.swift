@@ -1,11 +1,4 @@
 import CNIProtocol
-import LinuxSystem
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// One plugin call as a runtime makes it: the command, which plugin, its stdin config, and for
 /// ADD, CHECK and DEL the attachment.
@@ -270,40 +263,6 @@ public struct PluginChain {
             }
         }
         return reports
-    }
-}
-
-/// The network's file as read for the cache (`config` is its bytes) and for the list-level keys
-/// NetworkList does not keep (`disableCheck`, `disableGC`).
-public struct NetworkListSource: Sendable {
-    public var bytes: [UInt8]
-    public var disableCheck: Bool
-    public var disableGC: Bool
-
-    public init(bytes: [UInt8]) {
-        self.bytes = bytes
-        let document = try? CNIJSON.parse(bytes, what: "network list")
-        disableCheck = Self.flag(document?["disableCheck"])
-        disableGC = Self.flag(document?["disableGC"])
-    }
-
-    /// libcni reads these as booleans, and also as the strings "true"/"false".
-    private static func flag(_ value: JSONValue?) -> Bool {
-        switch value {
-        case .bool(let flag)?: flag
-        case .string(let text)?: text.lowercased() == "true"
-        default: false
-        }
-    }
-
-    public static func read(_ list: NetworkList) throws(ControlError) -> NetworkListSource {
-        do {
-            let fd = try valueOrErrno("open \(list.path)") { open(list.path, O_RDONLY | O_CLOEXEC) }
-            defer { close(fd) }
-            return NetworkListSource(bytes: try FileDescriptorIO.readAll(fd, limit: 4 << 20, operation: "read \(list.path)"))
-        } catch {
-            throw ControlError(.access, "cannot read \(list.path): \(error.reason)")
-        }
     }
 }
 

@@ -77,7 +77,6 @@ struct AddCommand: ParsableCommand {
 
     func run() throws {
         let list = try network.network()
-        let source = try NetworkListSource.read(list)
         let parameters = try attachment.attachment()
         let capabilities = try attachment.capabilityArguments() ?? [:]
         let invoker = ExecPluginInvoker()
@@ -103,7 +102,7 @@ struct AddCommand: ParsableCommand {
         }
         writePluginDocument(added.output)
         let entry = CNICacheEntry(containerID: parameters.containerID, ifname: parameters.ifname, networkName: list.name,
-                                  netns: parameters.netns, config: source.bytes, cniArguments: parameters.arguments ?? [],
+                                  netns: parameters.netns, config: list.bytes, cniArguments: parameters.arguments ?? [],
                                   capabilityArguments: capabilities, result: added.result)
         do {
             try cache.write(entry)
@@ -136,7 +135,7 @@ struct CheckCommand: ParsableCommand {
         }
         var parameters = try attachment.attachment()
         let explicitCapabilities = try attachment.capabilityArguments()
-        if try NetworkListSource.read(list).disableCheck {
+        if list.disableCheck {
             print("network \(list.name) disables CHECK (\"disableCheck\": true): nothing checked")
             return
         }

@@ -72,7 +72,7 @@ struct GCCommand: ParsableCommand {
         if kept.isEmpty && !keepNothing {
             throw ControlError(.usage, "gc without --keep would remove every attachment of network \(list.name); name the attachments to keep with --keep ID/IFNAME, or pass --keep-nothing")
         }
-        if try NetworkListSource.read(list).disableGC {
+        if list.disableGC {
             print("network \(list.name) disables GC (\"disableGC\": true): nothing done")
             return
         }

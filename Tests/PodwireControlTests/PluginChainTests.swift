@@ -270,10 +270,10 @@ extension PluginChainTests {
         }
 
         @Test("disableCheck and disableGC are read from the list's own bytes")
-        func listFlags() {
-            let source = NetworkListSource(bytes: bytes(#"{"name":"n","disableCheck":true,"disableGC":"true","plugins":[]}"#))
+        func listFlags() throws {
+            let source = try NetworkList.parse(bytes(#"{"name":"n","disableCheck":true,"disableGC":"true","plugins":[{"type":"podwire"}]}"#), path: "n.conflist")
             #expect(source.disableCheck && source.disableGC)
-            let plain = NetworkListSource(bytes: bytes(#"{"name":"n","plugins":[]}"#))
+            let plain = try NetworkList.parse(bytes(#"{"name":"n","plugins":[{"type":"podwire"}]}"#), path: "n.conflist")
             #expect(!plain.disableCheck && !plain.disableGC)
         }
     }
