@@ -21,7 +21,7 @@ public enum Podwire {
     /// how a call whose environment and config could be read ended.
     public static func run(variable: (String) -> String?, stdin: [UInt8], timer: CallTimer = CallTimer(),
                            ended: (EndedCall) -> Void = { _ in }) -> PluginOutcome {
-        var addresses: [String]? = nil
+        var addresses: [CNIIPConfig]? = nil
         return PluginFrame.respond(variable: variable, stdin: stdin, observe: { environment, config, error in
             // Up to here: encoding ADD's result, or what a failed call did since its last phase.
             timer.lap(.work)
@@ -31,7 +31,7 @@ public enum Podwire {
             switch environment.command {
             case .add:
                 let result = try AddCommand(environment: environment, config: config, timer: timer).run()
-                addresses = result.ips.map(\.address.description)
+                addresses = result.ips
                 return try result.encoded(as: config.cniVersion)
             case .del:
                 try DelCommand(environment: environment, config: config, timer: timer).run()
@@ -57,8 +57,8 @@ public enum Podwire {
 public struct EndedCall {
     public var environment: CNIEnvironment
     public var config: NetworkConfig
-    /// ADD's result's addresses; nil for the other verbs.
-    public var addresses: [String]?
+    /// ADD's result's addresses; nil for the other verbs. Written as text only for the log.
+    public var addresses: [CNIIPConfig]?
     public var error: CNIError?
 
     /// Appends the call's line to the config's `callLog`, if any. A log that cannot be written
@@ -66,7 +66,7 @@ public struct EndedCall {
     func log(_ timer: CallTimer) {
         guard let path = config.callLog else { return }
         let record = CallRecord(command: environment.command.rawValue, network: config.name, containerID: environment.containerID,
-                                ifname: environment.ifname, ips: addresses, error: error.map { ($0.code.rawValue, $0.message) }, timer: timer)
+                                ifname: environment.ifname, ips: addresses?.map(\.address.description), error: error.map { ($0.code.rawValue, $0.message) }, timer: timer)
         do {
             try CallLogFile(path: path, maxBytes: config.callLogMaxBytes ?? CallLogFile.defaultMaxBytes).append(record.line())
         } catch {
