@@ -16,6 +16,8 @@ public final class LockedIPAMStore {
     let store: IPAMStore
     var transaction: StoreTransaction
     private var open = true
+    /// The address files as last read; a change through this object reads them again.
+    private var scanned: [StoreTransaction.Record]?
 
     /// An address file.
     public struct Allocation: Sendable, Equatable {
@@ -77,7 +79,7 @@ public final class LockedIPAMStore {
     /// Every address file, read.
     public func allocations() throws(CNIError) -> [Allocation] {
         var result: [Allocation] = []
-        for record in try transaction.scan() {
+        for record in try records() {
             var allocation = Allocation(address: record.address, containerID: nil, ifname: nil, owner: nil, modified: 0,
                                         path: store.directory.child(record.address.description))
             switch record.owner {
@@ -104,7 +106,7 @@ public final class LockedIPAMStore {
     /// shortcut, trusted while its stamp matches the directory: a disagreement under a valid stamp
     /// would make ADD or DEL act on a wrong list.
     public func indexDisagreements() throws(CNIError) -> [IndexDisagreement] {
-        let records = try transaction.scan()
+        let records = try records()
         var expected: [String: [IPAddress]] = [:]
         for record in records {
             if let name = StoreTransaction.indexName(for: record.owner) { expected[name, default: []].append(record.address) }
@@ -136,25 +138,36 @@ public final class LockedIPAMStore {
         return result.sorted { ($0.entry, $0.address) < ($1.entry, $1.address) }
     }
 
+    /// Every address file, read once while nothing here changes the store.
+    func records() throws(CNIError) -> [StoreTransaction.Record] {
+        if let scanned { return scanned }
+        let records = try transaction.scan()
+        scanned = records
+        return records
+    }
+
     /// Rewrites the whole index from the address files, and stamps it.
     public func rebuildIndex() throws(CNIError) {
-        try transaction.rebuildIndex(from: transaction.scan())
+        try transaction.rebuildIndex(from: records())
     }
 
     /// Releases every address the attachment holds (its index entry with them). The index must
     /// agree with the address files (rebuild it first otherwise). Returns what was released.
     public func releaseAll(containerID: String, ifname: String) throws(CNIError) -> [IPAddress] {
-        try transaction.releaseAll(of: PodAttachment(unchecked: containerID, ifname: ifname))
+        scanned = nil
+        return try transaction.releaseAll(of: PodAttachment(unchecked: containerID, ifname: ifname))
     }
 
     /// Removes one address file whatever it says: for records that name nobody podwire can ask.
     public func releaseUnowned(_ address: IPAddress) throws(CNIError) {
+        scanned = nil
         try transaction.release(address)
     }
 
     /// Records `address` for the attachment; false when the address file exists already.
     public func record(_ address: IPAddress, containerID: String, ifname: String) throws(CNIError) -> Bool {
-        try transaction.reserve(address, for: PodAttachment(containerID: containerID, ifname: ifname))
+        scanned = nil
+        return try transaction.reserve(address, for: PodAttachment(containerID: containerID, ifname: ifname))
     }
 
     /// Writes what changed and releases the lock.
