@@ -73,7 +73,7 @@ struct AddCommand {
                 timer.lap(.masquerade)
             }
             if let hostPorts {
-                let table = try HostPorts.install(hostPorts, network: config.name, hostSocket: hostSocket,
+                let table = try HostPorts.install(hostPorts, network: config.name,
                                                   sharingSocketWith: masqueradeTable, timer: timer)
                 rollback.add { _ = try? table.remove(owner: hostPorts.owner, podAddresses: hostPorts.podAddresses, mappings: mappings) }
             }

@@ -28,7 +28,7 @@ public enum HostPorts {
     /// Installs the plan; a port another attachment holds is refused (code 105) naming the
     /// holder, with nothing changed. Then UDP flows that reached the port before it was mapped
     /// are forgotten, so their next packet takes the new mapping.
-    static func install(_ plan: HostPortPlan, network: String, hostSocket: RouteSocket,
+    static func install(_ plan: HostPortPlan, network: String,
                         sharingSocketWith masquerade: MasqueradeTable?, timer: CallTimer) throws(CNIError) -> HostPortTable {
         let table = HostPortTable(network: network, sharingSocketWith: masquerade)
         let conflict = try kernel("map hostPorts \(plan.forwards.map(\.description).joined(separator: ", ")) in nftables table inet \(table.name)") {
@@ -43,45 +43,36 @@ public enum HostPorts {
                            details: "held as \(conflict.holder.forward); DEL that pod, or choose another hostPort")
         }
         timer.lap(.hostPorts)
-        forgetUDPFlows(to: plan.forwards.filter { $0.proto == .udp }, hostSocket: hostSocket)
+        forgetUDPFlows(to: plan.forwards.filter { $0.proto == .udp })
         timer.lap(.conntrack)
         return table
     }
 
     /// Deletes the conntrack entries of UDP flows to the forwarded ports that started before the
-    /// mapping: those to one of the node's own addresses (or the mapping's hostIP) that do not
-    /// already go to the new pod. Flows through the node to some other host's port, and new
-    /// flows already DNATed to this pod, are kept. Best effort: a failure is said on stderr,
-    /// the pod is wired either way.
+    /// mapping, so their next packet takes it: every entry of a UDP flow to one of the ports that
+    /// no NAT has changed (a flow to a port nothing mapped yet is delivered to the node as it is).
+    /// Flows DNATed already (to this pod, or to another holder of the port on another hostIP)
+    /// and masqueraded flows through the node are kept. An untranslated flow through the node to
+    /// another host's port of the same number goes too; its next packet makes the same entry again.
+    /// Best effort: a failure is said on stderr, the pod is wired either way.
     ///
-    /// A ctnetlink dump walks the kernel's whole conntrack hash table (every bucket of every
-    /// namespace's, under its lock: 262144 buckets take ~9 ms here), so there is one dump per
-    /// family, none when the node's namespace tracks no connection at all.
-    static func forgetUDPFlows(to forwards: [HostPortForward], hostSocket: RouteSocket) {
+    /// The kernel deletes them itself (a filtered flush, one walk of its conntrack table that
+    /// skips empty buckets), except on kernels before 6.12, where they are listed and deleted one
+    /// by one (a dump locks all 262144 buckets here: ~9 ms). Nothing is asked when the node's
+    /// namespace tracks no connection at all.
+    static func forgetUDPFlows(to forwards: [HostPortForward]) {
         guard !forwards.isEmpty, tracksConnections() else { return }
         do throws(NetlinkError) {
             let conntrack = try ConntrackSocket()
-            var localCache: [IPAddress: Bool] = [:]
             for family in [IPFamily.v4, .v6] {
-                let ofFamily = forwards.filter { $0.family == family }
-                guard let first = ofFamily.first else { continue }
-                let onePort = ofFamily.allSatisfy { $0.hostPort == first.hostPort }
-                let entries = try conntrack.entries(family: family, matching: ConntrackFilter(proto: first.proto.number,
-                                                                                              originalDestinationPort: onePort ? first.hostPort : nil))
-                var stale: [ConntrackEntry] = []
-                for entry in entries {
-                    guard let forward = ofFamily.first(where: { $0.hostPort == entry.original.destinationPort && $0.proto.number == entry.original.proto }),
-                          !(entry.reply.source == forward.pod && entry.reply.sourcePort == forward.podPort) else { continue }
-                    let destination = entry.original.destination
-                    if let hostAddress = forward.hostAddress {
-                        if destination != hostAddress { continue }
-                    } else {
-                        if localCache[destination] == nil { localCache[destination] = try hostSocket.isLocalAddress(destination) }
-                        if localCache[destination] != true { continue }
-                    }
-                    stale.append(entry)
+                var ports: [UInt16] = []
+                for forward in forwards where forward.family == family && !ports.contains(forward.hostPort) {
+                    ports.append(forward.hostPort)
                 }
-                if !stale.isEmpty { _ = try conntrack.delete(stale) }
+                guard !ports.isEmpty else { continue }
+                try conntrack.forget(family: family, matching: ports.map {
+                    ConntrackFilter(proto: PortMapping.TransportProtocol.udp.number, originalDestinationPort: $0, translation: ConntrackFilter.Translation.none)
+                })
             }
         } catch {
             PluginProcess.warn("podwire: could not clear stale UDP conntrack entries for new hostPorts: \(error)")
@@ -113,17 +104,20 @@ public enum HostPorts {
     /// Deletes the conntrack entries DNATed to the pods of removed UDP forwards. A UDP client
     /// that keeps sending keeps its entry alive forever; TCP and SCTP flows to a dead pod end,
     /// and their next connection is NATed afresh, so they are left to the kernel rather than
-    /// paying a walk of its conntrack table on every DEL. Best effort, as in `forgetUDPFlows`.
+    /// paying a walk of its conntrack table on every DEL. Best effort, as in `forgetUDPFlows`; the
+    /// kernel deletes them itself as there, except for an IPv6 pod (the kernel's filter compares
+    /// IPv6 addresses the wrong way round), whose are listed and deleted one by one.
     public static func forgetFlows(through removed: [HostPortForward]) {
         var pods: [IPAddress] = []
         for forward in removed where forward.proto == .udp && !pods.contains(forward.pod) { pods.append(forward.pod) }
         guard !pods.isEmpty, tracksConnections() else { return }
         do throws(NetlinkError) {
             let conntrack = try ConntrackSocket()
-            for pod in pods {
-                let entries = try conntrack.entries(family: pod.family, matching: ConntrackFilter(proto: PortMapping.TransportProtocol.udp.number, replySource: pod))
-                let natted = entries.filter(\.isDestinationNATed)
-                if !natted.isEmpty { _ = try conntrack.delete(natted) }
+            for family in [IPFamily.v4, .v6] {
+                let filters = pods.filter { $0.family == family }.map {
+                    ConntrackFilter(proto: PortMapping.TransportProtocol.udp.number, replySource: $0, translation: .destination)
+                }
+                if !filters.isEmpty { try conntrack.forget(family: family, matching: filters) }
             }
         } catch {
             PluginProcess.warn("podwire: could not clear the conntrack entries of removed hostPorts: \(error)")

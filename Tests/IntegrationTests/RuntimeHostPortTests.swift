@@ -133,6 +133,49 @@ struct RuntimeHostPortTests {
         try first.expectNothingLeft()
     }
 
+    @Test("A UDP flow that started before its port was mapped reaches the pod once an ADD maps the port; a masqueraded flow through the node to another host's port of that number keeps its entry")
+    func udpFlowStartedBeforeTheMapping() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        try node.addOutside()
+        // A first pod, so the node tracks connections (the list's nftables tables exist).
+        let first = try LibcniPod(on: host, name: "pod-a", id: Self.idA)
+        _ = try first.add()
+        let outside = node.netnsPath("outside")
+        // The client starts before any pod holds 5353/udp: nothing answers on the node, and
+        // conntrack keeps the untranslated flow (it would for 30 s, for as long as the client sends).
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5353, sourcePort: 40001) == nil)
+        // A pod's flow through the node to another host's 5353, masqueraded by ipMasq.
+        try node.startListener(netns: outside, proto: "udp", port: 5353, name: "outside")
+        #expect(try node.exchange(from: first.netns, proto: "udp", address: Masq.outside, port: 5353, sourcePort: 40002)
+                == "hello from outside to \(Masq.nodeOutside)")
+        func flows() throws -> [String] {
+            try node.check(["conntrack", "-L", "-p", "udp", "--orig-port-dst", "5353"]).split(separator: "\n")
+                .filter { $0.contains("dport=5353") }.map { line in
+                    line.split(separator: " ").filter { $0.hasPrefix("src=") || $0.hasPrefix("sport=") }.prefix(2).joined(separator: " ")
+                }.sorted()
+        }
+        #expect(try flows() == ["src=10.244.1.2 sport=40002", "src=\(Masq.outside) sport=40001"], "the two flows before the ADD")
+
+        let next = try LibcniPod(on: host, name: "pod-b", id: Self.idB,
+                                 portMappings: [["hostPort": 5353, "containerPort": 53, "protocol": "udp"]])
+        _ = try next.add()
+        // The ADD forgot the stale flow, and only it.
+        #expect(try flows() == ["src=10.244.1.2 sport=40002"], "the flows after the ADD")
+        try node.startListener(netns: next.netns, proto: "udp", port: 53, name: "pod-b")
+        // The same client flow (same source port) now reaches the pod.
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5353, sourcePort: 40001)
+                == "hello from pod-b to \(Masq.outside)")
+
+        try next.del()
+        try first.del()
+        try node.stopListeners()
+        try node.removePod("pod-a")
+        try node.removeOutside()
+        try next.expectNothingLeft()
+        try first.expectNothingLeft()
+    }
+
     @Test("A pod asking for a taken hostPort is refused naming the holder, which keeps its port, also after the refused pod's DEL")
     func conflictRefused() throws {
         let host = try LibcniNode()

@@ -122,6 +122,84 @@ import Glibc
         }
     }
 
+    /// Forgetting by filter, as ADD (untranslated UDP flows to a new hostPort) and DEL (UDP flows
+    /// DNATed to a pod) do: exactly the matching entries go, once through the kernel's filtered
+    /// flush and once through a listing and deletes by tuple, with the same result.
+    @Test(.enabled(if: runnable), arguments: [true, false]) func forgetsExactlyTheMatches(kernelFlush: Bool) throws {
+        try PrivateNetwork.run { namespace, check in
+            guard let tools = Self.tools else { throw PrivateNetwork.Failure("tools missing") }
+            func conntrack(_ arguments: String...) throws -> String {
+                try namespace.run([tools.conntrack] + arguments, tools: tools)
+            }
+            // A: a flow to 5353 that started before any mapping (untranslated). B: one DNATed to
+            // pod1 by a hostPort. C: a pod's flow to another host's 5353, masqueraded. D: untranslated,
+            // to 5354. E: TCP to 5353. F: A's twin in zone 7. G, H: IPv6, untranslated and DNATed.
+            _ = try conntrack("-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1000", "--dport", "5353", "-t", "120")
+            _ = try conntrack("-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1001", "--dport", "5353",
+                              "-t", "120", "--dst-nat", "10.244.1.2:53")
+            _ = try conntrack("-I", "-p", "udp", "-s", "10.244.1.3", "-d", "198.51.100.9", "--sport", "1002", "--dport", "5353",
+                              "-t", "120", "--src-nat", "10.0.0.2")
+            _ = try conntrack("-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1003", "--dport", "5354", "-t", "120")
+            _ = try conntrack("-I", "-p", "tcp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1000", "--dport", "5353",
+                              "--state", "ESTABLISHED", "-t", "120")
+            _ = try conntrack("-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1000", "--dport", "5353",
+                              "-t", "120", "--zone", "7")
+            _ = try conntrack("-I", "-p", "udp", "-s", "fd00::1", "-d", "fd00::2", "--sport", "1000", "--dport", "5353", "-t", "120")
+            _ = try conntrack("-I", "-p", "udp", "-s", "fd00::1", "-d", "fd00::2", "--sport", "1001", "--dport", "5353",
+                              "-t", "120", "--dst-nat", "[fd00:10:244:1::2]:53")
+            let a = "udp 10.0.0.1:1000>10.0.0.2:5353", b = "udp 10.0.0.1:1001>10.0.0.2:5353"
+            let c = "udp 10.244.1.3:1002>198.51.100.9:5353", d = "udp 10.0.0.1:1003>10.0.0.2:5354"
+            let e = "tcp 10.0.0.1:1000>10.0.0.2:5353", f = "udp 10.0.0.1:1000>10.0.0.2:5353 zone 7"
+            let g = "udp fd00::1:1000>fd00::2:5353", h = "udp fd00::1:1001>fd00::2:5353"
+            func kernel(_ family: IPFamily) throws -> Set<String> {
+                Set(try conntrack("-L", "-f", family == .v4 ? "ipv4" : "ipv6").split(separator: "\n").compactMap(Self.key))
+            }
+            check.equal(try kernel(.v4), [a, b, c, d, e, f], "the IPv4 entries conntrack -I made")
+            check.equal(try kernel(.v6), [g, h], "the IPv6 entries conntrack -I made")
+
+            let socket = try ConntrackSocket()
+            // The kernel's filtered flush exists from 6.12 on; the listing path serves older ones.
+            let flushes = kernelFlush && Self.kernelHasFilteredFlush
+            func forget(_ family: IPFamily, _ filters: [ConntrackFilter], applied: Int, _ what: String) throws {
+                let done = try socket.forget(family: family, matching: filters, kernelFlush: kernelFlush)
+                check.equal(done, flushes ? applied : 0, "filters the kernel applied itself, \(what)")
+            }
+            func untranslated(_ port: UInt16) -> ConntrackFilter {
+                ConntrackFilter(proto: Self.udp, originalDestinationPort: port, translation: ConntrackFilter.Translation.none)
+            }
+            func natted(to pod: IPAddress) -> ConntrackFilter {
+                ConntrackFilter(proto: Self.udp, replySource: pod, translation: .destination)
+            }
+
+            // ADD of a hostPort 5353/udp: the flows that no NAT changed, in every zone.
+            try forget(.v4, [untranslated(5353)], applied: 1, "ADD, IPv4")
+            check.equal(try kernel(.v4), [b, c, d, e], "left after forgetting untranslated UDP flows to 5353")
+            try forget(.v6, [untranslated(5353)], applied: 1, "ADD, IPv6")
+            check.equal(try kernel(.v6), [h], "IPv6 left after forgetting untranslated UDP flows to 5353")
+            // DEL of pod1: its DNATed flows. An IPv6 pod's always take the listing path.
+            try forget(.v4, [natted(to: Self.pod1)], applied: 1, "DEL, IPv4")
+            check.equal(try kernel(.v4), [c, d, e], "left after forgetting the flows DNATed to pod1")
+            try forget(.v6, [natted(to: Self.pod1v6)], applied: 0, "DEL, IPv6")
+            check.equal(try kernel(.v6), [], "IPv6 left after forgetting the flows DNATed to pod1")
+            // Two ports in one call; 5353's are gone already.
+            try forget(.v4, [untranslated(5354), untranslated(5353)], applied: 2, "two ports")
+            check.equal(try kernel(.v4), [c, e], "left at the end: the masqueraded flow and TCP")
+            // Nothing left to match: no error.
+            try forget(.v4, [natted(to: Self.pod2)], applied: 1, "nothing to match")
+            check.equal(try kernel(.v4), [c, e], "left after forgetting what is not there")
+        }
+    }
+
+    /// Whether this kernel deletes by CTA_FILTER itself (6.12 and later).
+    static var kernelHasFilteredFlush: Bool {
+        var name = utsname()
+        guard uname(&name) == 0 else { return false }
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return false }
+        return parts[0] > 6 || (parts[0] == 6 && parts[1] >= 12)
+    }
+
     /// A dump of many entries (many recvs, multipart) and deletes in several sends; the entries
     /// come from real UDP traffic over lo, from distinct source ports.
     @Test(.enabled(if: runnable)) func manyEntriesFromRealTraffic() throws {

@@ -335,6 +335,103 @@ import NetAddress
     }
 }
 
+extension ConntrackWireTests {
+    // MARK: Filtered flushes
+
+    static func flush(_ family: IPFamily, _ filter: ConntrackFilter) -> WireMessage? {
+        ConntrackMessage.flushRequest(family: family, filter: filter, sequence: 1)
+            .map { WireMessage.decodeAll($0, layout: .nfnetlink) }?.first
+    }
+
+    /// The filtered flushes, written out from the kernel's side (6.12 and later:
+    /// ctnetlink_del_conntrack with CTA_FILTER -> ctnetlink_flush_conntrack ->
+    /// ctnetlink_alloc_filter, which reads the tuples' fields as in `filteredDumps`, and CTA_STATUS
+    /// under CTA_STATUS_MASK, both big-endian). conntrack 1.4.7 sends no such request (its -D dumps
+    /// and deletes by tuple), so there is no capture; ConntrackKernelTests checks them on the kernel.
+    @Test func filteredFlushes() throws {
+        func nest(_ type: UInt16, _ children: [WireAttribute]) -> WireAttribute {
+            WireAttribute(rawType: type | NLA.nested, value: .nested(header: [], children))
+        }
+        func filter(orig: UInt32, reply: UInt32) -> WireAttribute {
+            nest(CTA.filter, [.hostU32(CTA.filterOrigFlags, orig), .hostU32(CTA.filterReplyFlags, reply)])
+        }
+        func be32(_ value: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: value >> $0) } }
+        let natBits: UInt32 = 1 << 4 | 1 << 5 // IPS_SRC_NAT | IPS_DST_NAT
+
+        // ADD of hostPort 5353/udp: conntrack -D -f ipv4 -p udp --orig-port-dst 5353, not NATed.
+        let add = try #require(Self.flush(.v4, ConntrackFilter(proto: Self.udp, originalDestinationPort: 5353,
+                                                               translation: ConntrackFilter.Translation.none)))
+        #expect(add.type == 0x0102) // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
+        #expect(add.flags == 0x0005) // NLM_F_REQUEST | NLM_F_ACK
+        #expect(add.familyHeader == [2, 1, 0, 0]) // AF_INET, version 1
+        #expect(add.attributes == [
+            nest(CTA.tupleOrig, [nest(CTA.tupleProto, [.bytes(CTA.protoNum, [Self.udp]), .bytes(CTA.protoDstPort, [0x14, 0xe9])])]),
+            filter(orig: CTAFilterFlag.protoNum | CTAFilterFlag.protoDstPort, reply: 0),
+            .bytes(CTA.status, be32(0)), .bytes(CTA.statusMask, be32(natBits)),
+        ])
+        // The same for IPv6: no address in it, so nothing the kernel compares wrongly.
+        let add6 = try #require(Self.flush(.v6, ConntrackFilter(proto: Self.udp, originalDestinationPort: 5353,
+                                                                translation: ConntrackFilter.Translation.none)))
+        #expect(add6.familyHeader == [10, 1, 0, 0])
+        #expect(add6.attributes == add.attributes)
+
+        // DEL of pod 10.244.1.2: conntrack -D -f ipv4 -p udp --reply-src 10.244.1.2 --status DST_NAT.
+        let del = try #require(Self.flush(.v4, ConntrackFilter(proto: Self.udp, replySource: IPAddress("10.244.1.2")!,
+                                                               translation: .destination)))
+        #expect(del.attributes == [
+            nest(CTA.tupleOrig, [nest(CTA.tupleProto, [.bytes(CTA.protoNum, [Self.udp])])]),
+            nest(CTA.tupleReply, [nest(CTA.tupleIP, [.bytes(CTA.ipV4Src, [10, 244, 1, 2])])]),
+            filter(orig: CTAFilterFlag.protoNum, reply: CTAFilterFlag.ipSrc),
+            .bytes(CTA.status, be32(1 << 5)), .bytes(CTA.statusMask, be32(1 << 5)),
+        ])
+        #expect(ConntrackMessage.flushCommand(family: .v4, filter: ConntrackFilter(proto: Self.udp, replySource: IPAddress("10.244.1.2")!,
+                                                                                   translation: .destination))
+                == "conntrack -D -f ipv4 -p udp --reply-src 10.244.1.2 --status DST_NAT")
+
+        // What the kernel could not apply exactly is not asked of it: an IPv6 address (compared
+        // the wrong way round), no protocol, a port of a protocol it compares no port of.
+        #expect(Self.flush(.v6, ConntrackFilter(proto: Self.udp, replySource: IPAddress("fd00:10:244:1::2")!)) == nil)
+        #expect(Self.flush(.v4, ConntrackFilter(originalDestinationPort: 5353)) == nil)
+        #expect(Self.flush(.v4, ConntrackFilter(proto: 132, originalDestinationPort: 5353)) == nil)
+        #expect(Self.flush(.v4, ConntrackFilter(proto: Self.udp, replySource: IPAddress("fd00::2")!)) == nil)
+    }
+
+    /// SAFETY: a kernel that does not read a delete as a filtered flush (before 6.12) takes its
+    /// CTA_TUPLE_ORIG as the one entry to delete and refuses an incomplete tuple; without one it
+    /// would flush the whole table. Every flush podwire can build carries CTA_TUPLE_ORIG, and no
+    /// tuple in it has a source port.
+    @Test(arguments: [
+        ConntrackFilter(proto: 17), ConntrackFilter(proto: 6, originalDestinationPort: 80),
+        ConntrackFilter(proto: 17, originalDestinationPort: 5353, translation: ConntrackFilter.Translation.none),
+        ConntrackFilter(proto: 17, replySource: IPAddress("10.244.1.2")!, translation: .destination),
+        ConntrackFilter(proto: 17, originalDestinationPort: 53, replySource: IPAddress("10.244.1.2")!),
+    ])
+    func everyFlushCarriesAnIncompleteTuple(_ filter: ConntrackFilter) throws {
+        let message = try #require(Self.flush(.v4, filter))
+        #expect(message.attribute(CTA.tupleOrig) != nil)
+        for tuple in [CTA.tupleOrig, CTA.tupleReply] {
+            #expect(message.attribute(CTA.protoSrcPort, at: [tuple, CTA.tupleProto]) == nil)
+        }
+        #expect(message.attribute(CTA.tupleIP, at: [CTA.tupleOrig]) == nil)
+        #expect(message.attribute(CTA.filter) != nil)
+    }
+
+    @Test func translationAndWidestFilter() {
+        let untranslated = ConntrackEntry(original: Self.dnat4.original, reply: Self.dnat4.reply, status: 0x188)
+        #expect(ConntrackFilter(translation: ConntrackFilter.Translation.none).matches(untranslated))
+        #expect(!ConntrackFilter(translation: .destination).matches(untranslated))
+        #expect(ConntrackFilter(translation: .destination).matches(Self.dnat4))
+        #expect(!ConntrackFilter(translation: ConntrackFilter.Translation.none).matches(Self.dnat4))
+        let masqueraded = ConntrackEntry(original: Self.dnat4.original, reply: Self.dnat4.reply, status: 1 << 4)
+        #expect(!ConntrackFilter(translation: ConntrackFilter.Translation.none).matches(masqueraded))
+
+        let widest = ConntrackSocket.widest([ConntrackFilter(proto: 17, originalDestinationPort: 5353, translation: ConntrackFilter.Translation.none),
+                                             ConntrackFilter(proto: 17, originalDestinationPort: 5354, translation: ConntrackFilter.Translation.none)])
+        #expect(widest.proto == 17 && widest.originalDestinationPort == nil && widest.replySource == nil
+                && widest.translation == ConntrackFilter.Translation.none)
+    }
+}
+
 /// ctattr_* numbers (linux/netfilter/nfnetlink_conntrack.h), written out independently of the
 /// Netlink module.
 enum CTA {
@@ -353,6 +450,8 @@ enum CTA {
     static let protoDstPort: UInt16 = 3 // CTA_PROTO_DST_PORT
     static let filterOrigFlags: UInt16 = 1 // CTA_FILTER_ORIG_FLAGS
     static let filterReplyFlags: UInt16 = 2 // CTA_FILTER_REPLY_FLAGS
+    static let statusMask: UInt16 = 26 // CTA_STATUS_MASK
+    static let protoSrcPort: UInt16 = 2 // CTA_PROTO_SRC_PORT
 }
 
 /// CTA_FILTER_F_* (net/netfilter/nf_internals.h, kernel-internal).

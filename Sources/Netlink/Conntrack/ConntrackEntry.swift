@@ -62,11 +62,38 @@ package struct ConntrackFilter: Sendable {
     /// The source address of the reply direction (`conntrack --reply-src`): the pod, for a
     /// connection DNATed to it.
     package var replySource: IPAddress?
+    /// What translation the entry has had (its IPS_SRC_NAT and IPS_DST_NAT bits).
+    package var translation: Translation?
 
-    package init(proto: UInt8? = nil, originalDestinationPort: UInt16? = nil, replySource: IPAddress? = nil) {
+    /// An entry's NAT, as its status bits say. A null binding (local delivery, or a packet no NAT
+    /// rule changed) sets only the *_DONE bits, so it counts as untranslated.
+    package enum Translation: Sendable {
+        /// Neither address changed (`conntrack --status` without SRC_NAT or DST_NAT).
+        case none
+        /// The destination was translated (`conntrack --status DST_NAT`): a hostPort's DNAT.
+        case destination
+
+        /// The status bits that decide, and the value they must have under that mask.
+        var statusMask: UInt32 {
+            switch self {
+            case .none: UInt32(IPS_SRC_NAT.rawValue | IPS_DST_NAT.rawValue)
+            case .destination: UInt32(IPS_DST_NAT.rawValue)
+            }
+        }
+        var statusValue: UInt32 {
+            switch self {
+            case .none: 0
+            case .destination: UInt32(IPS_DST_NAT.rawValue)
+            }
+        }
+    }
+
+    package init(proto: UInt8? = nil, originalDestinationPort: UInt16? = nil, replySource: IPAddress? = nil,
+                 translation: Translation? = nil) {
         self.proto = proto
         self.originalDestinationPort = originalDestinationPort
         self.replySource = replySource
+        self.translation = translation
     }
 
     package func matches(_ entry: ConntrackEntry) -> Bool {
@@ -75,6 +102,7 @@ package struct ConntrackFilter: Sendable {
         if let originalDestinationPort,
            entry.original.isICMP || entry.original.destinationPort != originalDestinationPort { return false }
         if let replySource, entry.reply.source != replySource { return false }
+        if let translation, entry.status & translation.statusMask != translation.statusValue { return false }
         return true
     }
 }

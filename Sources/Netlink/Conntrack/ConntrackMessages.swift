@@ -148,6 +148,51 @@ enum ConntrackMessage {
         return buffer
     }
 
+    // MARK: Filtered flush
+
+    /// One IPCTNL_MSG_CT_DELETE that has the kernel delete every entry of `family` matching
+    /// `filter` itself, in one walk of its table (a filtered flush, kernel 6.12 and later), with
+    /// NLM_F_ACK; nil when the kernel could not apply every condition of `filter` exactly (see
+    /// `filterAttributes` on IPv6 addresses), or `filter` names no protocol.
+    ///
+    /// SAFETY: a delete the kernel does not read as a filtered flush must never become a flush of
+    /// the whole table (what a delete without a tuple is). So every request carries
+    /// CTA_TUPLE_ORIG, and no tuple it carries is complete: none has a source port (nor, in the
+    /// original direction, a source address). A kernel before 6.12 takes a CTA_TUPLE_ORIG as the
+    /// one entry to delete, whatever CTA_FILTER says, and refuses an incomplete one (EINVAL:
+    /// ctnetlink_parse_tuple wants both addresses and both ports); so does every kernel before
+    /// CTA_FILTER existed (5.8). From 6.12 on (with CTA_FILTER, ctnetlink_del_conntrack reads the
+    /// tuples as filter values only, ctnetlink_flush_conntrack applies them, the status and the
+    /// family), exactly the matching entries go.
+    static func flushRequest(family: IPFamily, filter: ConntrackFilter, sequence: UInt32) -> [UInt8]? {
+        guard let proto = filter.proto else { return nil }
+        if let source = filter.replySource, source.family == .v6 || source.family != family { return nil }
+        var originalFields: [Attribute] = [.bytes(attr(CTA_PROTO_NUM), [proto])]
+        var originalFlags = filterProtoNumber, replyFlags: UInt32 = 0
+        if let port = filter.originalDestinationPort {
+            // The kernel compares ports for TCP and UDP only; another protocol's entries would all go.
+            guard proto == UInt8(IPPROTO_TCP) || proto == UInt8(IPPROTO_UDP) else { return nil }
+            originalFields.append(.bytes(attr(CTA_PROTO_DST_PORT), be16(port)))
+            originalFlags |= filterProtoDestinationPort
+        }
+        var attributes: [Attribute] = [.nest(attr(CTA_TUPLE_ORIG), [.nest(attr(CTA_TUPLE_PROTO), originalFields)])]
+        if let source = filter.replySource {
+            attributes.append(.nest(attr(CTA_TUPLE_REPLY), [.nest(attr(CTA_TUPLE_IP), [.bytes(attr(CTA_IP_V4_SRC), source.bytes)])]))
+            replyFlags |= filterIPSource
+        }
+        attributes.append(.nest(attr(CTA_FILTER), [.bytes(attr(CTA_FILTER_ORIG_FLAGS), hostBytes(originalFlags)),
+                                                   .bytes(attr(CTA_FILTER_REPLY_FLAGS), hostBytes(replyFlags))]))
+        if let translation = filter.translation {
+            attributes.append(.u32(attr(CTA_STATUS), translation.statusValue))
+            attributes.append(.u32(attr(CTA_STATUS_MASK), translation.statusMask))
+        }
+        var buffer: [UInt8] = []
+        // nfgenmsg version 1: the family counts (a 6.12 kernel uses it with CTA_FILTER either way).
+        NetlinkMessage.append(to: &buffer, type: messageType(IPCTNL_MSG_CT_DELETE), flags: UInt16(NLM_F_REQUEST | NLM_F_ACK),
+                              sequence: sequence, familyHeader: [familyByte(family), 1, 0, 0], attributes: attributes)
+        return buffer
+    }
+
     // MARK: Reading
 
     /// The entry an IPCTNL_MSG_CT_NEW message of a dump describes (`payload` is what follows the
@@ -247,7 +292,17 @@ enum ConntrackMessage {
         if let proto = filter.proto { text += " -p \(protocolName(proto))" }
         if let port = filter.originalDestinationPort { text += " --orig-port-dst \(port)" }
         if let source = filter.replySource { text += " --reply-src \(source)" }
+        switch filter.translation {
+        case .none?: text += " (not NATed)"
+        case .destination?: text += " --status DST_NAT"
+        case nil: break
+        }
         return text
+    }
+
+    /// `conntrack -D` with the options `filter` stands for.
+    static func flushCommand(family: IPFamily, filter: ConntrackFilter) -> String {
+        "conntrack -D" + listCommand(family: family, filter: filter).dropFirst("conntrack -L".count)
     }
 
     /// `conntrack -D` of exactly the entry with `tuple` as its original tuple.

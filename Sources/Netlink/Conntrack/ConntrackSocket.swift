@@ -8,8 +8,8 @@ import Musl
 #endif
 
 /// A NETLINK_NETFILTER socket for ctnetlink, in the calling thread's network namespace: lists
-/// conntrack entries and deletes them one by one, by tuple, as `conntrack -L` and `conntrack -D`
-/// do, without running either.
+/// conntrack entries and deletes them, by filter where the kernel can or one by one by tuple, as
+/// `conntrack -L` and `conntrack -D` do, without running either.
 package final class ConntrackSocket {
     private var fd: Int32
     private var sequence: UInt32 = 0
@@ -134,6 +134,86 @@ package final class ConntrackSocket {
                                    errno: EAGAIN)
             }
         }
+    }
+
+    // MARK: Forgetting
+
+    /// Deletes every entry of `family` that matches one of `filters`, as `conntrack -D` with each
+    /// filter's options would.
+    ///
+    /// Where the kernel can (6.12 and later, and a filter it compares exactly: see
+    /// `ConntrackMessage.flushRequest`), it deletes them itself: one request per filter, all in
+    /// one send, each one walk of its table that skips empty buckets (~0.15 ms for 262144 buckets
+    /// and a few entries, against ~9 ms for a dump, which locks every bucket). Otherwise (a kernel
+    /// that refuses a filtered flush says EINVAL or EOPNOTSUPP, and deletes nothing) the entries
+    /// are listed with one dump and deleted by tuple.
+    /// Returns how many of `filters` the kernel applied itself.
+    @discardableResult
+    package func forget(family: IPFamily, matching filters: [ConntrackFilter]) throws(NetlinkError) -> Int {
+        try forget(family: family, matching: filters, kernelFlush: true)
+    }
+
+    /// `forget(family:matching:)`, with the kernel's filtered flush not even tried when
+    /// `kernelFlush` is false (the tests' way to run the listing path on a kernel that has it).
+    func forget(family: IPFamily, matching filters: [ConntrackFilter], kernelFlush: Bool) throws(NetlinkError) -> Int {
+        var buffer: [UInt8] = []
+        var pending: [UInt32: Int] = [:]
+        var unapplied: [Int] = []
+        for index in filters.indices {
+            let sequence = nextSequence()
+            guard kernelFlush, let request = ConntrackMessage.flushRequest(family: family, filter: filters[index], sequence: sequence) else {
+                unapplied.append(index)
+                continue
+            }
+            buffer += request
+            pending[sequence] = index
+        }
+        if let first = pending.values.min() {
+            let what = ConntrackMessage.flushCommand(family: family, filter: filters[first])
+            try send(buffer, what: what)
+            var refusal: (index: Int, code: Int32, text: String?)?
+            // As for deletes: nfnetlink has answered every message of the send inside sendto().
+            while !pending.isEmpty {
+                let count = retryingInterrupts { recv(fd, receive.baseAddress, Self.receiveSize, Int32(MSG_DONTWAIT)) }
+                if count < 0 {
+                    let code = errno
+                    if code == EAGAIN || code == EWOULDBLOCK { break }
+                    throw NetlinkError("read the kernel's answer to \(what)", errno: code)
+                }
+                for message in NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: receive[0..<count])) {
+                    guard let code = message.errorCode, let index = pending.removeValue(forKey: message.sequence) else { continue }
+                    switch code {
+                    case 0: break
+                    case EINVAL, EOPNOTSUPP: unapplied.append(index)
+                    default: if refusal.map({ index < $0.index }) ?? true { refusal = (index, code, message.errorText) }
+                    }
+                }
+            }
+            if let refusal {
+                throw NetlinkError(ConntrackMessage.flushCommand(family: family, filter: filters[refusal.index])
+                    + (refusal.text.map { " (kernel: \($0))" } ?? ""), errno: refusal.code)
+            }
+            if let lost = pending.values.min() {
+                throw NetlinkError("\(ConntrackMessage.flushCommand(family: family, filter: filters[lost])): the kernel did not answer",
+                                   errno: EPROTO)
+            }
+        }
+        guard !unapplied.isEmpty else { return filters.count }
+        let left = unapplied.sorted().map { filters[$0] }
+        let entries = try entries(family: family, matching: Self.widest(left))
+        let matching = entries.filter { entry in left.contains { $0.matches(entry) } }
+        if !matching.isEmpty { _ = try delete(matching) }
+        return filters.count - unapplied.count
+    }
+
+    /// The conditions `filters` all share: one dump with it lists every entry any of them matches.
+    static func widest(_ filters: [ConntrackFilter]) -> ConntrackFilter {
+        guard let first = filters.first else { return ConntrackFilter() }
+        func shared<T: Equatable>(_ value: (ConntrackFilter) -> T?) -> T? {
+            filters.allSatisfy { value($0) == value(first) } ? value(first) : nil
+        }
+        return ConntrackFilter(proto: shared(\.proto), originalDestinationPort: shared(\.originalDestinationPort),
+                               replySource: shared(\.replySource), translation: shared(\.translation))
     }
 
     // MARK: Deleting
