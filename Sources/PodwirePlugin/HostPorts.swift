@@ -83,8 +83,7 @@ public enum HostPorts {
     /// per namespace): with none there is nothing to forget, and the kernel's own flush makes
     /// the same test before it walks the table.
     static func tracksConnections() -> Bool {
-        guard let count = try? Sysctl.read("net/netfilter/nf_conntrack_count") else { return false }
-        return count != "0"
+        Sysctl.isNonZero("net/netfilter/nf_conntrack_count") ?? false
     }
 
     /// DEL: the attachment's forwards and SNAT pairs out of the maps, then every conntrack

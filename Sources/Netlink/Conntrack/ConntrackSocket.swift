@@ -14,7 +14,17 @@ package final class ConntrackSocket {
     private var fd: Int32
     private var sequence: UInt32 = 0
     /// Not zeroed (see NFTSocket): a listing of a few entries should not fault in the whole buffer.
-    private let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: ConntrackSocket.receiveSize, alignment: 16)
+    /// Made at the first listing or delete: a filtered flush, all most calls send, reads only
+    /// acks, and a buffer this size is an mmap and a munmap of its own.
+    private var receiveBuffer: UnsafeMutableRawBufferPointer?
+    private var receive: UnsafeMutableRawBufferPointer {
+        if let receiveBuffer { return receiveBuffer }
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.receiveSize, alignment: 16)
+        receiveBuffer = made
+        return made
+    }
+    /// Enough for an ack with the kernel's extended-ack text.
+    static let ackBufferSize = 4096
 
     /// Large enough for any dump message: the kernel fills dump messages up to 32 KiB (and a
     /// truncated one would be lost).
@@ -31,7 +41,7 @@ package final class ConntrackSocket {
 
     deinit {
         close(fd)
-        receive.deallocate()
+        receiveBuffer?.deallocate()
     }
 
     /// Acks that do not echo the whole request are 36 bytes each, however long the delete.
@@ -156,46 +166,59 @@ package final class ConntrackSocket {
     /// `forget(family:matching:)`, with the kernel's filtered flush not even tried when
     /// `kernelFlush` is false (the tests' way to run the listing path on a kernel that has it).
     func forget(family: IPFamily, matching filters: [ConntrackFilter], kernelFlush: Bool) throws(NetlinkError) -> Int {
+        // Arrays of Int only (no dictionary, no text unless something fails): each generic type a
+        // call instantiates costs its metadata at run time, on every ADD.
         var buffer: [UInt8] = []
-        var pending: [UInt32: Int] = [:]
+        var sent: [Int] = [] // the filter of each request, in sequence order from firstSequence
         var unapplied: [Int] = []
+        let firstSequence = sequence &+ 1
         for index in filters.indices {
-            let sequence = nextSequence()
-            guard kernelFlush, let request = ConntrackMessage.flushRequest(family: family, filter: filters[index], sequence: sequence) else {
+            guard kernelFlush, let request = ConntrackMessage.flushRequest(family: family, filter: filters[index],
+                                                                            sequence: sequence &+ 1) else {
                 unapplied.append(index)
                 continue
             }
+            _ = nextSequence()
             buffer += request
-            pending[sequence] = index
+            sent.append(index)
         }
-        if let first = pending.values.min() {
-            let what = ConntrackMessage.flushCommand(family: family, filter: filters[first])
-            try send(buffer, what: what)
-            var refusal: (index: Int, code: Int32, text: String?)?
+        if !sent.isEmpty {
+            try send(buffer, what: ConntrackMessage.flushCommand(family: family, filter: filters[sent[0]]))
+            var answers = [Int](repeating: -1, count: sent.count) // each request's errno, once answered
+            var waiting = sent.count
+            var refusalText: (slot: Int, text: String?)?
             // As for deletes: nfnetlink has answered every message of the send inside sendto().
-            while !pending.isEmpty {
-                let count = retryingInterrupts { recv(fd, receive.baseAddress, Self.receiveSize, Int32(MSG_DONTWAIT)) }
-                if count < 0 {
-                    let code = errno
-                    if code == EAGAIN || code == EWOULDBLOCK { break }
-                    throw NetlinkError("read the kernel's answer to \(what)", errno: code)
-                }
-                for message in NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: receive[0..<count])) {
-                    guard let code = message.errorCode, let index = pending.removeValue(forKey: message.sequence) else { continue }
-                    switch code {
-                    case 0: break
-                    case EINVAL, EOPNOTSUPP: unapplied.append(index)
-                    default: if refusal.map({ index < $0.index }) ?? true { refusal = (index, code, message.errorText) }
+            try withUnsafeTemporaryAllocation(byteCount: Self.ackBufferSize, alignment: 16) { (acks) throws(NetlinkError) in
+                while waiting > 0 {
+                    let count = retryingInterrupts { recv(fd, acks.baseAddress, acks.count, Int32(MSG_DONTWAIT)) }
+                    if count < 0 {
+                        let code = errno
+                        if code == EAGAIN || code == EWOULDBLOCK { break }
+                        throw NetlinkError("read the kernel's answer to \(ConntrackMessage.flushCommand(family: family, filter: filters[sent[0]]))",
+                                           errno: code)
+                    }
+                    for message in NetlinkMessage.Messages(UnsafeRawBufferPointer(rebasing: acks[0..<count])) {
+                        let slot = Int(message.sequence &- firstSequence)
+                        guard let code = message.errorCode, slot >= 0, slot < answers.count, answers[slot] < 0 else { continue }
+                        answers[slot] = Int(code)
+                        waiting -= 1
+                        if code != 0, refusalText.map({ slot < $0.slot }) ?? true { refusalText = (slot, message.errorText) }
                     }
                 }
             }
-            if let refusal {
-                throw NetlinkError(ConntrackMessage.flushCommand(family: family, filter: filters[refusal.index])
-                    + (refusal.text.map { " (kernel: \($0))" } ?? ""), errno: refusal.code)
-            }
-            if let lost = pending.values.min() {
-                throw NetlinkError("\(ConntrackMessage.flushCommand(family: family, filter: filters[lost])): the kernel did not answer",
-                                   errno: EPROTO)
+            for slot in answers.indices {
+                let index = sent[slot]
+                switch answers[slot] {
+                case 0: continue
+                case Int(EINVAL), Int(EOPNOTSUPP): unapplied.append(index)
+                case -1:
+                    throw NetlinkError("\(ConntrackMessage.flushCommand(family: family, filter: filters[index])): the kernel did not answer",
+                                       errno: EPROTO)
+                case let code:
+                    let text = refusalText?.slot == slot ? refusalText?.text : nil
+                    throw NetlinkError(ConntrackMessage.flushCommand(family: family, filter: filters[index])
+                        + (text.map { " (kernel: \($0))" } ?? ""), errno: Int32(code))
+                }
             }
         }
         guard !unapplied.isEmpty else { return filters.count }
