@@ -188,7 +188,8 @@ public final class HostPortTable {
     }
 
     func getRequest(_ set: String, key: [UInt8]) -> NFTRequest {
-        NFT.getElement(name, set, key: key, what: "nft get element inet \(name) \(set)")
+        let table = name
+        return NFT.getElement(name, set, key: key, what: "nft get element inet \(table) \(set)")
     }
 
     /// The forward `answers` hold at `index`: none when the element (or the map, or the table) is
@@ -299,7 +300,8 @@ public final class HostPortTable {
 
     /// The elements of one map, or the one with `key`; none when the map does not exist.
     func elements(of map: String, family: IPFamily, lookingUp key: [UInt8]?) throws(NetlinkError) -> [Held] {
-        let request = key.map { NFT.getElement(name, map, key: $0, what: "nft get element inet \(name) \(map) { ... }") }
+        let table = name
+        let request = key.map { NFT.getElement(name, map, key: $0, what: "nft get element inet \(table) \(map) { ... }") }
             ?? NFT.dumpMap(name, map)
         let replies: [NFTReply]
         do {
@@ -313,7 +315,8 @@ public final class HostPortTable {
     /// The comment of a SNAT pair's element: nil when there is none, .some(nil) when uncommented.
     func snatOwner(_ pair: SNATPair) throws(NetlinkError) -> String?? {
         let set = Self.snatSet(pair.source.family)
-        let request = NFT.getElement(name, set, key: Self.snatKey(pair), what: "nft get element inet \(name) \(set) { \(pair.source) . \(pair.destination) }")
+        let table = name
+        let request = NFT.getElement(name, set, key: Self.snatKey(pair), what: "nft get element inet \(table) \(set) { \(pair.source) . \(pair.destination) }")
         do {
             guard let element = NFT.parseElements(try socket().query(request)).first else { return nil }
             return .some(element.comment)
@@ -628,21 +631,23 @@ public final class HostPortTable {
 
     func addition(_ forward: HostPortForward, owner: String) -> NFTRequest {
         let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
+        let table = name
         return NFT.addElements(name, map, [NFT.Element(key: Self.key(forward), data: Self.data(forward), comment: comment(owner))],
-                               what: "nft add element inet \(name) \(map) { \(forward) }")
+                               what: "nft add element inet \(table) \(map) { \(forward) }")
     }
 
     func deletion(_ forward: HostPortForward) -> NFTRequest {
         let map = Self.map(forward.family, anyAddress: forward.hostAddress == nil)
+        let table = name
         return NFT.deleteElements(name, map, [NFT.Element(key: Self.key(forward))],
-                                  what: "nft delete element inet \(name) \(map) { \(forward) }")
+                                  what: "nft delete element inet \(table) \(map) { \(forward) }")
     }
 
     func snatRequest(delete: Bool, _ pair: SNATPair, owner: String?) -> NFTRequest {
-        let set = Self.snatSet(pair.source.family)
-        let text = "\(delete ? "delete" : "add") element inet \(name) \(set) { \(pair.source) . \(pair.destination) }"
+        let set = Self.snatSet(pair.source.family), name = name
+        let text: @Sendable () -> String = { "nft \(delete ? "delete" : "add") element inet \(name) \(set) { \(pair.source) . \(pair.destination) }" }
         let element = NFT.Element(key: Self.snatKey(pair), comment: owner.flatMap(comment))
-        return delete ? NFT.deleteElements(name, set, [element], what: "nft " + text)
-                      : NFT.addElements(name, set, [element], what: "nft " + text)
+        return delete ? NFT.deleteElements(name, set, [element], what: text())
+                      : NFT.addElements(name, set, [element], what: text())
     }
 }

@@ -97,8 +97,9 @@ public final class MasqueradeTable {
             // (noMasqueradeCIDRs, ranges) may have changed since the last ADD.
             requests.append(NFT.flushSet(name, set))
             if !wanted.isEmpty {
+                let table = name
                 requests.append(NFT.addElements(name, set, wanted,
-                                             what: "nft add element inet \(name) \(set) { \(networks.map(\.masked.description).joined(separator: ", ")) }"))
+                                             what: "nft add element inet \(table) \(set) { \(networks.map(\.masked.description).joined(separator: ", ")) }"))
             }
         }
 
@@ -112,11 +113,13 @@ public final class MasqueradeTable {
             case .some:
                 // Left by an earlier holder of the address whose DEL never came: its comment
                 // would name the wrong pod to GC. A plain add keeps it, so delete it first.
+                let table = name
                 requests.append(NFT.deleteElements(name, set, [NFT.Element(key: address.bytes)],
-                                             what: Self.elementText("delete", name, set, [address], comment: nil)))
+                                             what: Self.elementText("delete", table, set, [address], comment: nil)))
             }
+            let table = name
             requests.append(NFT.addElements(name, set, [NFT.Element(key: address.bytes, comment: comment)],
-                                         what: Self.elementText("add", name, set, [address], comment: comment)))
+                                         what: Self.elementText("add", table, set, [address], comment: comment)))
         }
         try socket.commit(requests)
     }
@@ -146,7 +149,8 @@ public final class MasqueradeTable {
     /// podwire's shape) counts as holding nothing: the transaction then says what is wrong.
     func element(_ address: IPAddress) -> String?? {
         let set = Self.masqSet(address.family)
-        let request = NFT.getElement(name, set, key: address.bytes, what: "nft get element inet \(name) \(set) { \(address) }")
+        let table = name
+        let request = NFT.getElement(name, set, key: address.bytes, what: "nft get element inet \(table) \(set) { \(address) }")
         guard let replies = try? socket().query(request),
               let found = NFT.parseElements(replies).first(where: { $0.key == address.bytes }) else { return nil }
         return .some(found.comment)
@@ -218,9 +222,10 @@ public final class MasqueradeTable {
                 if !keys.isEmpty { requests += removal(keys, family: family) }
                 for member in additions.prefix(chunk) where member.address.family == family {
                     let comment = member.owner.flatMap { $0.utf8.count <= Self.maximumCommentLength ? $0 : nil }
+                    let table = name
                     requests.append(NFT.addElements(name, Self.masqSet(family),
                                                  [NFT.Element(key: member.address.bytes, comment: comment)],
-                                                 what: Self.elementText("add", name, Self.masqSet(family), [member.address], comment: comment)))
+                                                 what: Self.elementText("add", table, Self.masqSet(family), [member.address], comment: comment)))
                 }
             }
             removals = removals.dropFirst(chunk)
@@ -235,8 +240,9 @@ public final class MasqueradeTable {
     func removal(_ keys: [IPAddress], family: IPFamily) -> [NFTRequest] {
         let set = Self.masqSet(family)
         let elements = keys.map { NFT.Element(key: $0.bytes) }
-        return [NFT.addElements(name, set, elements, what: Self.elementText("add", name, set, keys, comment: nil)),
-                NFT.deleteElements(name, set, elements, what: Self.elementText("delete", name, set, keys, comment: nil))]
+        let table = name
+        return [NFT.addElements(name, set, elements, what: Self.elementText("add", table, set, keys, comment: nil)),
+                NFT.deleteElements(name, set, elements, what: Self.elementText("delete", table, set, keys, comment: nil))]
     }
 
     /// Commits; a missing table (or set) makes it false. Adding an element never fails with

@@ -29,10 +29,11 @@ struct NetlinkAttribute: Equatable, Sendable {
         NetlinkAttribute(type: type, payload: .nested(children))
     }
 
-    /// Appends the encoded attribute, padded to 4 bytes.
+    /// Appends the encoded attribute, padded to 4 bytes. Writes in place, with no array made on
+    /// the way: an ADD encodes a few hundred attributes.
     func encode(into buffer: inout [UInt8]) {
         let start = buffer.count
-        buffer += [0, 0, 0, 0]
+        appendZeros(4, to: &buffer)
         let flaggedType: UInt16
         switch payload {
         case .bytes(let bytes):
@@ -42,9 +43,9 @@ struct NetlinkAttribute: Equatable, Sendable {
             for child in children { child.encode(into: &buffer) }
             flaggedType = type | CNFTables_NLA_F_NESTED
         }
-        let length = UInt16(buffer.count - start)
-        buffer.replaceSubrange(start..<start + 4, with: hostBytes(length) + hostBytes(flaggedType))
-        buffer += [UInt8](repeating: 0, count: (4 - buffer.count % 4) % 4)
+        store(UInt16(buffer.count - start), in: &buffer, at: start)
+        store(flaggedType, in: &buffer, at: start + 2)
+        appendZeros((4 - buffer.count % 4) % 4, to: &buffer)
     }
 
     /// Whether `received` (a kernel dump of the same object) says at least what this attribute
@@ -104,4 +105,17 @@ extension Array where Element == ReceivedAttribute {
 /// Netlink headers are in host byte order (only nf_tables payloads are big-endian).
 func hostBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     withUnsafeBytes(of: value) { Array($0) }
+}
+
+/// `value` in host byte order over the bytes of `buffer` from `offset` (which must exist).
+@inline(__always)
+func store<T: FixedWidthInteger>(_ value: T, in buffer: inout [UInt8], at offset: Int) {
+    withUnsafeBytes(of: value) { bytes in
+        for index in 0..<bytes.count { buffer[offset + index] = bytes[index] }
+    }
+}
+
+@inline(__always)
+func appendZeros(_ count: Int, to buffer: inout [UInt8]) {
+    for _ in 0..<count { buffer.append(0) }
 }

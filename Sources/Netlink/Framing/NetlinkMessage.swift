@@ -46,13 +46,16 @@ struct NetlinkMessage {
     static func append(to buffer: inout [UInt8], type: UInt16, flags: UInt16, sequence: UInt32, port: UInt32 = 0,
                        familyHeader: [UInt8], attributes: [NetlinkAttribute]) {
         let start = buffer.count
-        buffer += [UInt8](repeating: 0, count: headerSize)
+        appendZeros(headerSize, to: &buffer)
         buffer += familyHeader
-        buffer += [UInt8](repeating: 0, count: aligned(buffer.count) - buffer.count)
+        appendZeros(aligned(buffer.count) - buffer.count, to: &buffer)
         for attribute in attributes { attribute.encode(into: &buffer) }
-        let header = hostBytes(UInt32(buffer.count - start)) + hostBytes(type) + hostBytes(flags)
-            + hostBytes(sequence) + hostBytes(port)
-        buffer.replaceSubrange(start..<start + headerSize, with: header)
+        // struct nlmsghdr: length, type, flags, sequence, port, in host byte order.
+        store(UInt32(buffer.count - start), in: &buffer, at: start)
+        store(type, in: &buffer, at: start + 4)
+        store(flags, in: &buffer, at: start + 6)
+        store(sequence, in: &buffer, at: start + 8)
+        store(port, in: &buffer, at: start + 12)
     }
 
     static func aligned(_ length: Int) -> Int { (length + 3) & ~3 }

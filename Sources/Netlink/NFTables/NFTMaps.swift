@@ -137,7 +137,7 @@ extension NFT {
     /// (key, data and comment of each element).
     package static func dumpMap(_ table: String, _ map: String) -> NFTRequest {
         var request = dumpElements(table, map)
-        request.what = "nft list map inet \(table) \(map)"
+        request.describe = { "nft list map inet \(table) \(map)" }
         return request
     }
 

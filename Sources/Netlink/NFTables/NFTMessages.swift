@@ -146,13 +146,13 @@ package enum NFT {
     }
 
     /// `nft add element inet <table> <set> { ... }`.
-    package static func addElements(_ table: String, _ set: String, _ elements: [Element], what: String) -> NFTRequest {
-        setElements(NFT_MSG_NEWSETELEM, table, set, elements, what: what)
+    package static func addElements(_ table: String, _ set: String, _ elements: [Element], what: @autoclosure @escaping @Sendable () -> String) -> NFTRequest {
+        setElements(NFT_MSG_NEWSETELEM, table, set, elements, what: what())
     }
 
     /// `nft delete element inet <table> <set> { ... }`: ENOENT for an element not in the set.
-    package static func deleteElements(_ table: String, _ set: String, _ elements: [Element], what: String) -> NFTRequest {
-        setElements(NFT_MSG_DELSETELEM, table, set, elements, what: what)
+    package static func deleteElements(_ table: String, _ set: String, _ elements: [Element], what: @autoclosure @escaping @Sendable () -> String) -> NFTRequest {
+        setElements(NFT_MSG_DELSETELEM, table, set, elements, what: what())
     }
 
     /// `nft flush set inet <table> <set>`.
@@ -162,21 +162,21 @@ package enum NFT {
 
     /// NEWSETELEM, or DELSETELEM; DELSETELEM without elements flushes the set.
     static func setElements(_ message: nf_tables_msg_types, _ table: String, _ set: String, _ elements: [Element]?,
-                            what: String) -> NFTRequest {
+                            what: @autoclosure @escaping @Sendable () -> String) -> NFTRequest {
         var attributes: [Attribute] = [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set)]
         if let elements {
             attributes.append(.nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), elements.map(elementAttribute)))
         }
         return NFTRequest(message: message.rawValue, flags: message == NFT_MSG_NEWSETELEM ? Int32(NLM_F_CREATE) : 0,
-                          attributes: attributes, what: what)
+                          attributes: attributes, what: what())
     }
 
     /// One element, by key (ENOENT when it is not there).
-    package static func getElement(_ table: String, _ set: String, key: [UInt8], what: String) -> NFTRequest {
+    package static func getElement(_ table: String, _ set: String, key: [UInt8], what: @autoclosure @escaping @Sendable () -> String) -> NFTRequest {
         NFTRequest(message: NFT_MSG_GETSETELEM.rawValue,
                    attributes: [.string(attr(NFTA_SET_ELEM_LIST_TABLE), table), .string(attr(NFTA_SET_ELEM_LIST_SET), set),
                                 .nest(attr(NFTA_SET_ELEM_LIST_ELEMENTS), [elementAttribute(Element(key: key))])],
-                   what: what)
+                   what: what())
     }
 
     package static func dumpElements(_ table: String, _ set: String) -> NFTRequest {

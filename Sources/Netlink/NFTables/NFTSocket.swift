@@ -12,8 +12,17 @@ package struct NFTRequest: Sendable {
     /// NLM_F_CREATE, NLM_F_APPEND, NLM_F_DUMP ... (NLM_F_REQUEST and, in batches, NLM_F_ACK are added).
     var flags: Int32 = 0
     var attributes: [NetlinkAttribute]
-    /// The request as an `nft` command, for error messages.
-    package var what: String
+    /// The request as an `nft` command, for error messages: made only when one is, since an ADD
+    /// sends a dozen requests and formatting each one's text cost more than encoding it.
+    var describe: @Sendable () -> String
+    package var what: String { describe() }
+
+    init(message: UInt32, flags: Int32 = 0, attributes: [NetlinkAttribute], what: @autoclosure @escaping @Sendable () -> String) {
+        self.message = message
+        self.flags = flags
+        self.attributes = attributes
+        self.describe = what
+    }
 }
 
 /// A message the kernel answered a dump or get with.
