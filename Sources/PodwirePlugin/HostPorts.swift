@@ -58,10 +58,10 @@ public enum HostPorts {
     ///
     /// The kernel deletes them itself (a filtered flush, one walk of its conntrack table that
     /// skips empty buckets), except on kernels before 6.12, where they are listed and deleted one
-    /// by one (a dump locks all 262144 buckets here: ~9 ms). Nothing is asked when the node's
+    /// by one (a dump locks all 262144 buckets here: ~9 ms). Neither walks when the node's
     /// namespace tracks no connection at all.
     static func forgetUDPFlows(to forwards: [HostPortForward]) {
-        guard !forwards.isEmpty, tracksConnections() else { return }
+        guard !forwards.isEmpty else { return }
         do throws(NetlinkError) {
             let conntrack = try ConntrackSocket()
             for family in [IPFamily.v4, .v6] {
@@ -77,13 +77,6 @@ public enum HostPorts {
         } catch {
             PluginProcess.warn("podwire: could not clear stale UDP conntrack entries for new hostPorts: \(error)")
         }
-    }
-
-    /// Whether the namespace tracks any connection (`net.netfilter.nf_conntrack_count`, which is
-    /// per namespace): with none there is nothing to forget, and the kernel's own flush makes
-    /// the same test before it walks the table.
-    static func tracksConnections() -> Bool {
-        Sysctl.isNonZero("net/netfilter/nf_conntrack_count") ?? false
     }
 
     /// DEL: the attachment's forwards and SNAT pairs out of the maps, then every conntrack
@@ -109,7 +102,7 @@ public enum HostPorts {
     public static func forgetFlows(through removed: [HostPortForward]) {
         var pods: [IPAddress] = []
         for forward in removed where forward.proto == .udp && !pods.contains(forward.pod) { pods.append(forward.pod) }
-        guard !pods.isEmpty, tracksConnections() else { return }
+        guard !pods.isEmpty else { return }
         do throws(NetlinkError) {
             let conntrack = try ConntrackSocket()
             for family in [IPFamily.v4, .v6] {

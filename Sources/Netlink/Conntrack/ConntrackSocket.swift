@@ -156,7 +156,7 @@ package final class ConntrackSocket {
     /// one send, each one walk of its table that skips empty buckets (~0.15 ms for 262144 buckets
     /// and a few entries, against ~9 ms for a dump, which locks every bucket). Otherwise (a kernel
     /// that refuses a filtered flush says EINVAL or EOPNOTSUPP, and deletes nothing) the entries
-    /// are listed with one dump and deleted by tuple.
+    /// are listed with one dump and deleted by tuple, unless the namespace tracks no connection.
     /// Returns how many of `filters` the kernel applied itself.
     @discardableResult
     package func forget(family: IPFamily, matching filters: [ConntrackFilter]) throws(NetlinkError) -> Int {
@@ -222,6 +222,9 @@ package final class ConntrackSocket {
             }
         }
         guard !unapplied.isEmpty else { return filters.count }
+        // The kernel's flush returns at once when the namespace tracks nothing; a dump walks the
+        // table whatever it holds, so it is not asked for then (nf_conntrack_count is per namespace).
+        guard Sysctl.isNonZero("net/netfilter/nf_conntrack_count") != false else { return filters.count - unapplied.count }
         let left = unapplied.sorted().map { filters[$0] }
         let entries = try entries(family: family, matching: Self.widest(left))
         let matching = entries.filter { entry in left.contains { $0.matches(entry) } }
