@@ -18,6 +18,8 @@ import Musl
 ///         map hp6any { type inet_proto . inet_service : ipv6_addr . inet_service; }
 ///         set hpsnat4 { type ipv4_addr . ipv4_addr; }   # pod . pod (hairpin), 127.0.0.1 . pod
 ///         set hpsnat6 { type ipv6_addr . ipv6_addr; }   # pod . pod
+///         set hpseen4 { type inet_service; flags dynamic; }  # UDP ports the node was sent to
+///         set hpseen6 { type inet_service; flags dynamic; }
 ///         chain hostports {
 ///             dnat ip to ip daddr . meta l4proto . th dport map @hp4
 ///             dnat ip to meta l4proto . th dport map @hp4any
@@ -34,6 +36,8 @@ import Musl
 ///         chain hpinput {
 ///             type filter hook input priority filter;
 ///             iifname != "lo" ip daddr 127.0.0.0/8 ct state ! established,related drop
+///             meta nfproto ipv4 meta l4proto udp ct state new add @hpseen4 { udp dport }
+///             meta nfproto ipv6 meta l4proto udp ct state new add @hpseen6 { udp dport }
 ///         }
 ///     }
 ///
@@ -48,6 +52,11 @@ import Musl
 ///   127.0.0.1 can be forwarded): without it a pod could open connections to services the
 ///   node binds to 127.0.0.1 only (CVE-2020-8558). It is kube-proxy's rule, limited to
 ///   packets that did not come from the node itself.
+/// - `hpseen4`/`hpseen6` record each UDP port a new flow was delivered to on the node itself,
+///   untranslated: the only flows an ADD must make conntrack forget for a new UDP hostPort
+///   (their entries outlive the mapping while the client keeps sending). A port no such flow
+///   ever reached has none to forget, and the ADD spares the kernel a walk of its whole
+///   conntrack table. Never expired (a flow can last for ever); at most one element per port.
 ///
 /// A port held by another attachment is refused, never stolen: the holders are read and the
 /// transaction made conditional on the ruleset's generation, so two ADDs racing for a port
@@ -67,6 +76,10 @@ public final class HostPortTable {
 
     public var name: String { MasqueradeTable(network: network).name }
 
+    /// Whether the last `install` made the table's structure (first use, or repaired): the seen
+    /// sets are new then, and say nothing of the flows before them.
+    public private(set) var madeStructure = false
+
     static let dnatChain = "hostports"
     static let preroutingChain = "hpprerouting"
     static let outputChain = "hpoutput"
@@ -78,6 +91,8 @@ public final class HostPortTable {
     }
 
     static func snatSet(_ family: IPFamily) -> String { family == .v4 ? "hpsnat4" : "hpsnat6" }
+
+    static func seenSet(_ family: IPFamily) -> String { family == .v4 ? "hpseen4" : "hpseen6" }
 
     static let families: [IPFamily] = [.v4, .v6]
 
@@ -180,11 +195,35 @@ public final class HostPortTable {
             }
             do {
                 try socket.commit(requests, ifGeneration: generation)
+                madeStructure = !inPlace
                 return nil
             } catch where error.isGenerationChanged && attempt < 20 {
                 continue // the ruleset changed since it was read: read again
             }
         }
+    }
+
+    /// Of `forwards` (UDP ones), those whose port a new untranslated UDP flow was delivered to
+    /// on the node (an element of the family's seen set), read in one round trip; after the
+    /// commit, so a flow that came before the mapping was active is in the set by then.
+    public func seenPorts(_ forwards: [HostPortForward]) throws(NetlinkError) -> [HostPortForward] {
+        var asked: [HostPortForward] = []
+        var gets: [NFTRequest] = []
+        for forward in forwards where !asked.contains(where: { $0.family == forward.family && $0.hostPort == forward.hostPort }) {
+            asked.append(forward)
+            gets.append(getRequest(Self.seenSet(forward.family), key: [UInt8(forward.hostPort >> 8), UInt8(forward.hostPort & 0xff)]))
+        }
+        guard !gets.isEmpty else { return [] }
+        let answers = try socket().queryEach(gets)
+        var seen: [HostPortForward] = []
+        for index in asked.indices {
+            switch answers.errors[index] {
+            case 0: seen.append(asked[index])
+            case ENOENT: continue
+            default: throw NetlinkError(gets[index].what, errno: answers.errors[index])
+            }
+        }
+        return seen
     }
 
     func getRequest(_ set: String, key: [UInt8]) -> NFTRequest {
@@ -225,7 +264,7 @@ public final class HostPortTable {
     /// the same round trip: a chain missing, or a rule removed or added by hand, makes it create
     /// the structure again (the creation flushes each chain first). A rule replaced by hand is
     /// left to CHECK, which compares every expression (`structureProblems`).
-    static let expectedUse: [UInt32] = [4 + 2, 1, 1, 2, 1]
+    static let expectedUse: [UInt32] = [4 + 2, 1, 1, 2, 3]
 
     static let chains = [dnatChain, preroutingChain, outputChain, postroutingChain, inputChain]
 
@@ -505,6 +544,10 @@ public final class HostPortTable {
             id += 1
             requests.append(NFT.newSet(name, snatSet(family), key: [address, address], id: id))
         }
+        for family in families {
+            id += 1
+            requests.append(NFT.newDynamicServiceSet(name, seenSet(family), id: id))
+        }
         requests.append(NFT.newChain(name, dnatChain))
         requests.append(NFT.newChain(name, preroutingChain, type: "nat", hook: .prerouting, priority: NFT.dstnatPriority,
                                      description: "type nat hook prerouting priority dstnat"))
@@ -533,7 +576,7 @@ public final class HostPortTable {
         (preroutingChain, ["podwire v1: hostPorts of local addresses"]),
         (outputChain, ["podwire v1: hostPorts of local addresses"]),
         (postroutingChain, ["podwire v1: hairpin and localhost snat4", "podwire v1: hairpin snat6"]),
-        (inputChain, ["podwire v1: loopback guard"]),
+        (inputChain, ["podwire v1: loopback guard", "podwire v2: udp ports seen4", "podwire v2: udp ports seen6"]),
     ]
 
     /// Each chain's rules, in order.
@@ -562,7 +605,14 @@ public final class HostPortTable {
                                  + [NFT.networkHeader(offset: 16, length: 1), NFT.compare(equal: true, [127])]
                                  + NFT.connectionIsNeitherEstablishedNorRelated() + [NFT.drop()],
                              text: "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state ! established,related drop", comment: "")
-        let chains = [(dnatChain, dnat), (preroutingChain, [local]), (outputChain, [local]), (postroutingChain, snat), (inputChain, [guardRule])]
+        let seen = families.map { family in
+            Rule(expressions: NFT.matchFamily(family) + NFT.matchL4proto(UInt8(IPPROTO_UDP)) + NFT.connectionIsNew()
+                            + [NFT.destinationPortLoad(), NFT.addToSet(seenSet(family))],
+                 text: "meta nfproto \(family == .v4 ? "ipv4" : "ipv6") meta l4proto udp ct state new add @\(seenSet(family)) { udp dport }",
+                 comment: "")
+        }
+        let chains = [(dnatChain, dnat), (preroutingChain, [local]), (outputChain, [local]), (postroutingChain, snat),
+                      (inputChain, [guardRule] + seen)]
         // Each rule with its comment, from the one list ADD checks.
         return zip(chains, chainComments).map { chain, comments in
             (chain.0, zip(chain.1, comments.comments).map { rule, comment in

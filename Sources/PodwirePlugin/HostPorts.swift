@@ -27,7 +27,9 @@ public enum HostPorts {
 
     /// Installs the plan; a port another attachment holds is refused (code 105) naming the
     /// holder, with nothing changed. Then UDP flows that reached the port before it was mapped
-    /// are forgotten, so their next packet takes the new mapping.
+    /// are forgotten, so their next packet takes the new mapping: for the ports the table's seen
+    /// sets name (a flow was delivered to the node on them), or for every UDP port when this ADD
+    /// made the sets. A port nothing was sent to costs no walk of the conntrack table.
     static func install(_ plan: HostPortPlan, network: String,
                         sharingSocketWith masquerade: MasqueradeTable?, timer: CallTimer) throws(CNIError) -> HostPortTable {
         let table = HostPortTable(network: network, sharingSocketWith: masquerade)
@@ -43,7 +45,13 @@ public enum HostPorts {
                            details: "held as \(conflict.holder.forward); DEL that pod, or choose another hostPort")
         }
         timer.lap(.hostPorts)
-        forgetUDPFlows(to: plan.forwards.filter { $0.proto == .udp })
+        let udp = plan.forwards.filter { $0.proto == .udp }
+        if !udp.isEmpty {
+            // A port's flows are known only since the seen sets exist: all of them, when this ADD
+            // made them. A set that cannot be read counts as having seen every port.
+            let seen = table.madeStructure ? udp : ((try? table.seenPorts(udp)) ?? udp)
+            forgetUDPFlows(to: seen)
+        }
         timer.lap(.conntrack)
         return table
     }

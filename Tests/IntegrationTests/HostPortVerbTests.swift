@@ -122,7 +122,7 @@ struct HostPortVerbTests {
 
         // The structure stays for the next pod, empty.
         let sets = try node.podwireSets(network: Self.network)
-        #expect(sets.keys.sorted() == ["hp4", "hp4any", "hp6", "hp6any", "hpsnat4", "hpsnat6"], "\(sets)")
+        #expect(sets.keys.sorted() == ["hp4", "hp4any", "hp6", "hp6any", "hpseen4", "hpseen6", "hpsnat4", "hpsnat6"], "\(sets)")
         #expect(sets.values.allSatisfy { $0.isEmpty }, "\(sets)")
     }
 

@@ -156,6 +156,10 @@ struct RuntimeHostPortTests {
                 }.sorted()
         }
         #expect(try flows() == ["src=10.244.1.2 sport=40002", "src=\(Masq.outside) sport=40001"], "the two flows before the ADD")
+        // The flow delivered to the node is recorded in the seen set (the forwarded one is not):
+        // it is what makes the next ADD of 5353/udp ask the kernel to forget.
+        let table = "podwire-\(host.conflist.name)"
+        #expect(try node.podwireElements(network: host.conflist.name, set: "hpseen4") == ["5353"], "\(table)")
 
         let next = try LibcniPod(on: host, name: "pod-b", id: Self.idB,
                                  portMappings: [["hostPort": 5353, "containerPort": 53, "protocol": "udp"]])
@@ -173,6 +177,49 @@ struct RuntimeHostPortTests {
         try node.removePod("pod-a")
         try node.removeOutside()
         try next.expectNothingLeft()
+        try first.expectNothingLeft()
+    }
+
+    @Test("The ADD that makes the hostPort structure forgets the UDP flows before it; a UDP port no flow reached is not searched for (no walk of the conntrack table)")
+    func udpFlowsBeforeTheStructureAndUnseenPorts() throws {
+        let host = try LibcniNode()
+        let node = host.node
+        try node.addOutside()
+        // The node tracks connections before podwire has a table (a firewall of its own).
+        try node.check(["nft", "add table inet nodefw"])
+        try node.check(["nft", "add chain inet nodefw input { type filter hook input priority 10; }"])
+        try node.check(["nft", "add rule inet nodefw input ct state new counter"])
+        let outside = node.netnsPath("outside")
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5356, sourcePort: 40003) == nil)
+        #expect(try node.podwireSets(network: host.conflist.name).isEmpty, "no podwire table yet")
+
+        // The first ADD with a hostPort makes the seen sets: they say nothing of the flows before
+        // them, so the ADD asks the kernel to forget every untranslated flow to its UDP port.
+        let first = try LibcniPod(on: host, name: "pod-a", id: Self.idA,
+                                  portMappings: [["hostPort": 5356, "containerPort": 53, "protocol": "udp"]])
+        _ = try first.add()
+        try node.startListener(netns: first.netns, proto: "udp", port: 53, name: "pod-a")
+        #expect(try node.exchange(from: outside, proto: "udp", address: Masq.nodeOutside, port: 5356, sourcePort: 40003)
+                == "hello from pod-a to \(Masq.outside)")
+
+        // An entry the datapath never made (conntrack -I): no flow reached 5357 on the node, so the
+        // next ADD of 5357/udp does not look for one, and the entry stays.
+        try node.check(["conntrack", "-I", "-p", "udp", "-s", Masq.outside, "-d", Masq.nodeOutside,
+                        "--sport", "40004", "--dport", "5357", "-t", "120"])
+        #expect(try node.podwireElements(network: host.conflist.name, set: "hpseen4") == [])
+        let second = try LibcniPod(on: host, name: "pod-b", id: Self.idB,
+                                   portMappings: [["hostPort": 5357, "containerPort": 53, "protocol": "udp"]])
+        _ = try second.add()
+        let kept = try node.check(["conntrack", "-L", "-p", "udp", "--orig-port-dst", "5357"])
+        #expect(kept.contains("sport=40004 dport=5357"), "the entry to the unseen port: \(kept)")
+
+        try second.del()
+        try first.del()
+        try node.stopListeners()
+        try node.removePod("pod-a")
+        try node.check(["nft", "delete table inet nodefw"])
+        try node.removeOutside()
+        try second.expectNothingLeft()
         try first.expectNothingLeft()
     }
 

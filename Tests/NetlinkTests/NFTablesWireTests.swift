@@ -321,6 +321,7 @@ import NetAddress
 
             if command == NFT_MSG.newRule {
                 message.editExpressions(named: "lookup") { $0.removeAll { $0.type == NFTA.lookupSetID } } // see above
+                message.editExpressions(named: "dynset") { $0.removeAll { $0.type == NFTA.dynsetSetID } } // the same for a dynset
                 // DIFFERENCE IN ORDER: nft's meta expression is key, then register; podwire's is
                 // register, then key. nft_meta_get_init reads both from the parsed table.
                 message.editExpressions(named: "meta") { $0.reorder([NFTA.metaDreg, NFTA.metaKey]) }
@@ -356,6 +357,7 @@ enum NFTA {
     static let exprName: UInt16 = 1, exprData: UInt16 = 2
     static let metaDreg: UInt16 = 1, metaKey: UInt16 = 2
     static let lookupSetID: UInt16 = 4
+    static let dynsetSetID: UInt16 = 2 // NFTA_DYNSET_SET_ID
 }
 
 extension WireMessage.Layout {

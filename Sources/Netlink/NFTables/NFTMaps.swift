@@ -207,6 +207,47 @@ extension NFT {
                                .u32(attr(NFTA_PAYLOAD_OFFSET), offset), .u32(attr(NFTA_PAYLOAD_LEN), length)])
     }
 
+    /// `nft add set inet <table> <set> { type inet_service; flags dynamic; }`: ports the packet
+    /// path adds to (with `addToSet`). nft's attributes, in nft's order (the kernel sizes a
+    /// dynamic set without NFTA_SET_DESC at 65535, which nft then prints).
+    package static func newDynamicServiceSet(_ table: String, _ set: String, id: UInt32) -> NFTRequest {
+        NFTRequest(message: NFT_MSG_NEWSET.rawValue, flags: Int32(NLM_F_CREATE),
+                   attributes: [.string(attr(NFTA_SET_TABLE), table), .string(attr(NFTA_SET_NAME), set),
+                                .u32(attr(NFTA_SET_FLAGS), UInt32(NFT_SET_EVAL.rawValue)),
+                                .u32(attr(NFTA_SET_KEY_TYPE), ConcatField.inetService.type),
+                                .u32(attr(NFTA_SET_KEY_LEN), UInt32(ConcatField.inetService.length)),
+                                .u32(attr(NFTA_SET_ID), id),
+                                // NFTNL_UDATA_SET_KEYBYTEORDER = BYTEORDER_BIG_ENDIAN, as nft sends it.
+                                .bytes(attr(NFTA_SET_USERDATA), [0, 4] + hostBytes(UInt32(2)))],
+                   what: "nft add set inet \(table) \(set) { type inet_service; flags dynamic; }")
+    }
+
+    /// `meta l4proto <proto>`.
+    package static func matchL4proto(_ proto: UInt8) -> [NFTExpression] {
+        [meta(UInt32(NFT_META_L4PROTO.rawValue), into: register1), compare(equal: true, [proto])]
+    }
+
+    /// `ct state new`: the packet's connection is not confirmed yet, its first packet.
+    package static func connectionIsNew() -> [NFTExpression] {
+        // NF_CT_STATE_BIT(IP_CT_NEW) (linux/netfilter/nf_conntrack_common.h); key before register, as nft sends them.
+        let new: UInt32 = 1 << 3
+        return [expression("ct", [.u32(attr(NFTA_CT_KEY), UInt32(NFT_CT_STATE.rawValue)), .u32(attr(NFTA_CT_DREG), register1)]),
+                bitwise(mask: hostBytes(new)),
+                compare(equal: false, hostBytes(UInt32(0)))]
+    }
+
+    /// `add @<set> { <register 1> }`: the packet path adds the key to the set (a dynset; the set
+    /// must be dynamic). By name, as `lookup` names its set.
+    package static func addToSet(_ set: String) -> NFTExpression {
+        expression("dynset", [.u32(attr(NFTA_DYNSET_SREG_KEY), register1), .u32(attr(NFTA_DYNSET_OP), UInt32(NFT_DYNSET_OP_ADD.rawValue)),
+                              .string(attr(NFTA_DYNSET_SET_NAME), set)])
+    }
+
+    /// Loads `udp dport` / `th dport` (2 bytes of the transport header at offset 2) into register 1.
+    package static func destinationPortLoad() -> NFTExpression {
+        payload(UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 2, length: 2, into: register1)
+    }
+
     /// A meta load, register then key as in matchFamily (nft sends key, then register).
     static func meta(_ key: UInt32, into register: UInt32) -> NFTExpression {
         expression("meta", [.u32(attr(NFTA_META_DREG), register), .u32(attr(NFTA_META_KEY), key)])
