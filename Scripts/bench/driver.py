@@ -23,6 +23,7 @@ import argparse
 import ctypes
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -73,9 +74,9 @@ class Node:
 
     def track_connections(self, count=100):
         """What every node in service has: connections its conntrack tracks (UDP flows through
-        the uplink, an hour to live). A node tracking none lets a plugin skip the conntrack
-        cleanup of a UDP hostPort altogether, which a real node never allows: its ctnetlink
-        dump walks the kernel's whole conntrack table."""
+        the uplink, an hour to live). In a namespace tracking none, the kernel's conntrack flush
+        (and a plugin's check) returns at once, which a real node never allows: both walk the
+        kernel's whole conntrack table there."""
         self.enter()
         for i in range(count):
             subprocess.run(["conntrack", "-I", "-p", "udp", "-s", "198.51.100.50", "-d", "198.51.100.2",
@@ -194,8 +195,12 @@ class HostPortEntrant:
     portmap first (prevResult: the chain's result), then ptp. The two execs are summed as one step
     (each timed as Plugin.invoke times it); ptp's and portmap's shares are kept apart as well."""
 
-    def __init__(self, plugin, conf, portmap=None, every=1, protocols=("tcp", "udp")):
+    def __init__(self, plugin, conf, portmap=None, every=1, protocols=("tcp", "udp"), seen=False):
         self.protocols = protocols
+        # With seen, a client sends to each UDP port before its pod's ADD (untimed): a pod that
+        # comes back on its port while clients keep sending. podwire's ADD then asks the kernel to
+        # forget the flow, one walk of its conntrack table; a port nothing was sent to costs none.
+        self.seen = seen
         self.plugin = plugin
         self.node = plugin.node
         self.conf = conf  # a dict (config_dict)
@@ -208,6 +213,12 @@ class HostPortEntrant:
         """ADD of a pod with two hostPorts of its own; with peak_rss, podwire's or portmap's exec runs
         under the C wrapper (see peak_memory)."""
         mappings = port_mappings(self.node.take_host_ports(2), self.protocols)
+        if self.seen:
+            self.node.enter()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                for mapping in mappings:
+                    if mapping["protocol"] == "udp":
+                        client.sendto(b"hello", ("198.51.100.2", mapping["hostPort"]))
         if self.portmap is None:
             conf = json.dumps(dict(self.conf, runtimeConfig={"portMappings": mappings})).encode()
             elapsed, _ = self.plugin.invoke("ADD", container, netns, conf, peak_rss=peak_rss)
@@ -649,8 +660,10 @@ def main():
             entrants.update(host_port_entrants())
             entrants["podwire-hostports-tcp"] = HostPortEntrant(hp_podwire, config_dict("podwire", host_ports=True),
                                                                 protocols=("tcp", "tcp"))
+            entrants["podwire-hostports-seen"] = HostPortEntrant(hp_podwire, config_dict("podwire", host_ports=True), seen=True)
             checks = host_port_checks(dual_stack=False)
             checks["podwire-hostports-tcp"] = 2
+            checks["podwire-hostports-seen"] = 2
         elif host_ports and count == counts[-1]:
             filled = {"podwire-hostports": args.hostport_pods, "reference-hostports": args.reference_hostport_pods}
             print(f"populating the hostPort nodes: {filled['podwire-hostports']} podwire pods, "
@@ -669,9 +682,11 @@ def main():
             entrants["podwire-empty-hostports"] = HostPortEntrant(with_empty["podwire-empty"], empty_hp)
             entrants["podwire-hostports-tcp"] = HostPortEntrant(hp_podwire, config_dict("podwire", host_ports=True),
                                                                 protocols=("tcp", "tcp"))
+            entrants["podwire-hostports-seen"] = HostPortEntrant(hp_podwire, config_dict("podwire", host_ports=True), seen=True)
             checks = host_port_checks(False, (filled["podwire-hostports"], filled["reference-hostports"]))
             checks["podwire-empty-hostports"] = 2
             checks["podwire-hostports-tcp"] = 2 * filled["podwire-hostports"] + 2
+            checks["podwire-hostports-seen"] = 2 * filled["podwire-hostports"] + 2
             hostport_pods = dict(filled, **{"podwire-no-hostports": filled["podwire-hostports"]})
             label += f", hostPort nodes at {filled['podwire-hostports']} (podwire) and {filled['reference-hostports']} (reference) pods"
         # The kernel's own requests of an ADD, next to the pods present as well as on the empty floor node.

@@ -97,7 +97,8 @@ def host_port_side_by_side(results):
             if key == "0":
                 without = entry["podwire-no-hostports"][verb]
                 row = (f"{name}, empty node: 2 hostPorts (tcp + udp) / no hostPort asked, same network and node "
-                       f"(the UDP one walks the conntrack table of a node tracking connections)")
+                       f"(ADD: no flow reached the UDP port before, no conntrack walk; DEL: the kernel walks its "
+                       f"conntrack table once)")
             elif key == "dual":
                 without = entry["podwire-no-hostports"][verb]
                 row = f"{name}, dual-stack pod, empty node: 2 hostPorts (mapped in both families) / no hostPort asked"
@@ -108,7 +109,7 @@ def host_port_side_by_side(results):
                 without = entry["podwire-no-hostports"][verb]
                 pods = entry["hostport_pods"]["podwire-hostports"]
                 row = (f"{name} with 2 hostPorts (tcp + udp), {pods} hostPort pods present / no hostPort asked, same network "
-                       f"and node (the UDP one walks the conntrack table)")
+                       f"and node (ADD: a UDP port no flow reached before; DEL: one conntrack walk)")
             value = ratio(with_hp, without)
             populated = key not in ("0", "masq", "dual")
             target = key == "0" or (populated and verb == "add")
@@ -125,6 +126,12 @@ def host_port_side_by_side(results):
                 lines.append(f"| {verb.upper()}, empty node: 2 TCP hostPorts / no hostPort asked, same network and node "
                              f"| {ms(tcp)} | {ms(without)} | {value:.2f}× | ≤ 1.2× |")
                 targets_held.append(f"podwire {verb.upper()} with 2 TCP hostPorts / without {verdict(value, 1.2, True)}")
+        if "podwire-hostports-seen" in entry:
+            seen, without = entry["podwire-hostports-seen"]["add"], entry["podwire-no-hostports"]["add"]
+            where = "empty node" if key == "0" else f"{entry['hostport_pods']['podwire-hostports']} hostPort pods present"
+            lines.append(f"| for information: ADD, {where}: 2 hostPorts (tcp + udp), a client sent to the UDP port "
+                         f"before (the kernel walks its conntrack table once to forget the flow) / no hostPort asked "
+                         f"| {ms(seen)} | {ms(without)} | {ratio(seen, without):.2f}× | |")
         if key == "0":
             for verb in ("add", "del"):
                 capable, plain = entry["podwire-no-hostports"][verb], entry["podwire"][verb]
