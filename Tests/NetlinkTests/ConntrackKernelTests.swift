@@ -55,9 +55,7 @@ import Glibc
             let c = "udp 10.0.0.5:1000>10.0.0.3:8080", d = "tcp 10.0.0.1:1000>10.0.0.2:8080"
             let e = "udp 10.0.0.1:1000>10.0.0.2:8080 zone 7", f = "icmp 10.0.0.1>10.244.1.2"
             let g = "udp fd00::1:1001>fd00::2:8080", h = "udp fd00::1:1002>fd00::3:8080"
-            func kernel(_ family: IPFamily) throws -> Set<String> {
-                Set(try conntrack("-L", "-f", family == .v4 ? "ipv4" : "ipv6").split(separator: "\n").compactMap(Self.key))
-            }
+            func kernel(_ family: IPFamily) throws -> Set<String> { try Self.listed(family, in: namespace, tools: tools) }
             check.equal(try kernel(.v4), [a, b, c, d, e, f], "the IPv4 entries conntrack -I made")
             check.equal(try kernel(.v6), [g, h], "the IPv6 entries conntrack -I made")
 
@@ -151,9 +149,7 @@ import Glibc
             let c = "udp 10.244.1.3:1002>198.51.100.9:5353", d = "udp 10.0.0.1:1003>10.0.0.2:5354"
             let e = "tcp 10.0.0.1:1000>10.0.0.2:5353", f = "udp 10.0.0.1:1000>10.0.0.2:5353 zone 7"
             let g = "udp fd00::1:1000>fd00::2:5353", h = "udp fd00::1:1001>fd00::2:5353"
-            func kernel(_ family: IPFamily) throws -> Set<String> {
-                Set(try conntrack("-L", "-f", family == .v4 ? "ipv4" : "ipv6").split(separator: "\n").compactMap(Self.key))
-            }
+            func kernel(_ family: IPFamily) throws -> Set<String> { try Self.listed(family, in: namespace, tools: tools) }
             check.equal(try kernel(.v4), [a, b, c, d, e, f], "the IPv4 entries conntrack -I made")
             check.equal(try kernel(.v6), [g, h], "the IPv6 entries conntrack -I made")
 
@@ -260,6 +256,12 @@ import Glibc
             }
             guard sent == 1 else { throw PrivateNetwork.Failure("sendto 127.0.0.1:\(destination): errno \(errno)") }
         }
+    }
+
+    /// `conntrack -L -f <family>` in the namespace, each entry as `key` writes it.
+    static func listed(_ family: IPFamily, in namespace: PrivateNetwork.Namespace, tools: ConntrackTestTools) throws -> Set<String> {
+        Set(try namespace.run([tools.conntrack, "-L", "-f", family == .v4 ? "ipv4" : "ipv6"], tools: tools)
+            .split(separator: "\n").compactMap(key))
     }
 
     /// An entry as "proto source:port>destination:port[ zone N]" (ICMP: no ports).
