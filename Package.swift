@@ -55,7 +55,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/libnl3"])],
                 linkerSettings: netlinkLinkerSettings),
         // podwire's nftables tables (the masquerade), built from Netlink's nftables verbs.
-        .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress", "PodWiring", "CNIProtocol"]),
+        .target(name: "Netfilter", dependencies: ["Netlink", "NetAddress", "PodWiring", "CNIProtocol", "LinuxSystem"]),
 
         // The call log: each plugin call's line (phases timed from the process's start), appended with rotation.
         .target(name: "CallLog", dependencies: ["CNIProtocol", "LinuxSystem"]),

@@ -596,6 +596,31 @@ def main():
         per_pod = 4 if dual_stack else 2
         return {"podwire-hostports": per_pod * (present[0] + 1), "reference-hostports": per_pod * (present[1] + 1)}
 
+    if host_ports:
+        # Each hostPort table podwire's rows use is made once, untimed, and left to age. A new
+        # table's seen sets are young for the node's UDP conntrack timeout (30 s by default): every
+        # ADD then forgets the flows to its UDP ports, one walk of the conntrack table, as on a node
+        # in its first half-minute of hostPorts (the rows where a client sent to the port before
+        # show what that costs).
+        warm = [(hp_podwire, config_dict("podwire", ip_masq=True, host_ports=True)),
+                (hp_podwire, config_dict("podwire", dual_stack=True, host_ports=True)),
+                (hp_podwire, config_dict("podwire", host_ports=True))]
+        empty_hp = config_dict("podwire", host_ports=True)
+        empty_hp["name"] += "-empty"
+        warm.append((with_empty["podwire-empty"], empty_hp))
+        names = [f"warm-{i}" for i in range(len(warm))]
+        add_netns(names)
+        for name, (plugin, conf) in zip(names, warm):
+            entrant = HostPortEntrant(plugin, conf)
+            entrant.add(name, f"/run/netns/{name}")
+            entrant.delete(name, f"/run/netns/{name}")
+        del_netns(names)
+        hp_podwire_node.enter()
+        with open("/proc/sys/net/netfilter/nf_conntrack_udp_timeout") as timeout:
+            youth = int(timeout.read().strip())
+        print(f"hostPort tables made; letting their seen sets age {youth + 1} s", flush=True)
+        time.sleep(youth + 1)
+
     print("floor in a tight loop (for comparison only)", flush=True)
     create, delete = veth_floor_tight_loop(args.veth_floor, args.iterations, floor_node)
     results["floor_tight_loop"] = {"veth_create": summary(create), "veth_delete": summary(delete)}

@@ -1,3 +1,4 @@
+import LinuxSystem
 import NetAddress
 import Netlink
 import CNIProtocol
@@ -18,8 +19,8 @@ import Musl
 ///         map hp6any { type inet_proto . inet_service : ipv6_addr . inet_service; }
 ///         set hpsnat4 { type ipv4_addr . ipv4_addr; }   # pod . pod (hairpin), 127.0.0.1 . pod
 ///         set hpsnat6 { type ipv6_addr . ipv6_addr; }   # pod . pod
-///         set hpseen4 { type inet_service; flags dynamic; }  # UDP ports the node was sent to
-///         set hpseen6 { type inet_service; flags dynamic; }
+///         set hpseen4 { type inet_service; flags dynamic,timeout; }  # UDP ports the node was sent to
+///         set hpseen6 { type inet_service; flags dynamic,timeout; }
 ///         chain hostports {
 ///             dnat ip to ip daddr . meta l4proto . th dport map @hp4
 ///             dnat ip to meta l4proto . th dport map @hp4any
@@ -57,6 +58,11 @@ import Musl
 ///   (their entries outlive the mapping while the client keeps sending). A port no such flow
 ///   ever reached has none to forget, and the ADD spares the kernel a walk of its whole
 ///   conntrack table. Never expired (a flow can last for ever); at most one element per port.
+///   The sets know nothing of the flows before them, so the ADD that makes them puts port 0 in
+///   each for the node's UDP conntrack timeout (30 s by default): while it is there every ADD
+///   forgets the flows to its UDP ports. By then every flow from before that still lives has sent
+///   again (an unanswered UDP flow's entry dies after that timeout), which the sets recorded
+///   (its packets stay `ct state new` while nothing answers).
 ///
 /// A port held by another attachment is refused, never stolen: the holders are read and the
 /// transaction made conditional on the ruleset's generation, so two ADDs racing for a port
@@ -93,6 +99,19 @@ public final class HostPortTable {
     static func snatSet(_ family: IPFamily) -> String { family == .v4 ? "hpsnat4" : "hpsnat6" }
 
     static func seenSet(_ family: IPFamily) -> String { family == .v4 ? "hpseen4" : "hpseen6" }
+
+    /// The element that says a seen set is younger than the node's UDP conntrack timeout: port 0,
+    /// which no UDP flow is sent to.
+    static let youngKey: [UInt8] = [0, 0]
+
+    /// How long a new seen set stays young: the namespace's `nf_conntrack_udp_timeout` (30 s by
+    /// default), in milliseconds.
+    static func youth() -> UInt64 {
+        guard let text = try? Sysctl.read("net/netfilter/nf_conntrack_udp_timeout"), let seconds = UInt64(text), seconds > 0 else {
+            return 30_000
+        }
+        return seconds * 1000
+    }
 
     static let families: [IPFamily] = [.v4, .v6]
 
@@ -155,7 +174,7 @@ public final class HostPortTable {
             let inPlace = Self.expectedUse.indices.allSatisfy { index in
                 answers.errors[chainsAt + index] == 0 && NFT.chainUse(answers.replies[chainsAt + index].first) == Self.expectedUse[index]
             }
-            if !inPlace { requests += Self.creation(name) }
+            if !inPlace { requests += Self.creation(name, youth: Self.youth()) }
             var addressMaps = AddressMaps()
             var next = 1
             for forward in plan.forwards {
@@ -204,26 +223,36 @@ public final class HostPortTable {
     }
 
     /// Of `forwards` (UDP ones), those whose port a new untranslated UDP flow was delivered to
-    /// on the node (an element of the family's seen set), read in one round trip; after the
-    /// commit, so a flow that came before the mapping was active is in the set by then.
+    /// on the node (an element of the family's seen set), or all of a family whose set is still
+    /// young; read in one round trip, after the commit, so a flow that came before the mapping
+    /// was active is in the set by then.
     public func seenPorts(_ forwards: [HostPortForward]) throws(NetlinkError) -> [HostPortForward] {
-        var asked: [HostPortForward] = []
-        var gets: [NFTRequest] = []
-        for forward in forwards where !asked.contains(where: { $0.family == forward.family && $0.hostPort == forward.hostPort }) {
-            asked.append(forward)
-            gets.append(getRequest(Self.seenSet(forward.family), key: [UInt8(forward.hostPort >> 8), UInt8(forward.hostPort & 0xff)]))
+        var families: [IPFamily] = []
+        var ports: [HostPortForward] = []
+        for forward in forwards where !ports.contains(where: { $0.family == forward.family && $0.hostPort == forward.hostPort }) {
+            ports.append(forward)
+            if !families.contains(forward.family) { families.append(forward.family) }
         }
-        guard !gets.isEmpty else { return [] }
+        guard !ports.isEmpty else { return [] }
+        // Each family's youth first, then each port.
+        var gets = families.map { getRequest(Self.seenSet($0), key: Self.youngKey) }
+        gets += ports.map { getRequest(Self.seenSet($0.family), key: [UInt8($0.hostPort >> 8), UInt8($0.hostPort & 0xff)]) }
         let answers = try socket().queryEach(gets)
-        var seen: [HostPortForward] = []
-        for index in asked.indices {
+        func found(_ index: Int) throws(NetlinkError) -> Bool {
             switch answers.errors[index] {
-            case 0: seen.append(asked[index])
-            case ENOENT: continue
+            case 0: return true
+            case ENOENT: return false
             default: throw NetlinkError(gets[index].what, errno: answers.errors[index])
             }
         }
-        return seen
+        var young: [IPFamily] = []
+        for index in families.indices where try found(index) { young.append(families[index]) }
+        var seen: [HostPortForward] = []
+        for index in ports.indices {
+            if young.contains(ports[index].family) { seen.append(ports[index]); continue }
+            if try found(families.count + index) { seen.append(ports[index]) }
+        }
+        return forwards.filter { forward in seen.contains { $0.family == forward.family && $0.hostPort == forward.hostPort } }
     }
 
     func getRequest(_ set: String, key: [UInt8]) -> NFTRequest {
@@ -527,7 +556,8 @@ public final class HostPortTable {
     /// The table, the maps and sets, the chains flushed and their rules: what the first ADD with
     /// hostPorts sends. Flushing before adding leaves each rule once when ADDs race to create
     /// the structure (nf_tables serializes transactions); the maps' elements are untouched.
-    static func creation(_ name: String) -> [NFTRequest] {
+    /// The structure, its seen sets young for `youth` milliseconds (see `youngKey`).
+    static func creation(_ name: String, youth: UInt64) -> [NFTRequest] {
         var requests = [NFT.newTable(name)]
         var id: UInt32 = 0
         for family in families {
@@ -547,6 +577,11 @@ public final class HostPortTable {
         for family in families {
             id += 1
             requests.append(NFT.newDynamicServiceSet(name, seenSet(family), id: id))
+        }
+        for family in families {
+            let set = seenSet(family)
+            requests.append(NFT.addElements(name, set, [NFT.Element(key: youngKey, timeoutMilliseconds: youth)],
+                                            what: "nft add element inet \(name) \(set) { 0 timeout \(youth / 1000)s }"))
         }
         requests.append(NFT.newChain(name, dnatChain))
         requests.append(NFT.newChain(name, preroutingChain, type: "nat", hook: .prerouting, priority: NFT.dstnatPriority,

@@ -207,19 +207,19 @@ extension NFT {
                                .u32(attr(NFTA_PAYLOAD_OFFSET), offset), .u32(attr(NFTA_PAYLOAD_LEN), length)])
     }
 
-    /// `nft add set inet <table> <set> { type inet_service; flags dynamic; }`: ports the packet
-    /// path adds to (with `addToSet`). nft's attributes, in nft's order (the kernel sizes a
-    /// dynamic set without NFTA_SET_DESC at 65535, which nft then prints).
+    /// `nft add set inet <table> <set> { type inet_service; flags dynamic,timeout; }`: ports the
+    /// packet path adds to (with `addToSet`, for ever), and elements added with a timeout.
+    /// nft's attributes, in nft's order.
     package static func newDynamicServiceSet(_ table: String, _ set: String, id: UInt32) -> NFTRequest {
         NFTRequest(message: NFT_MSG_NEWSET.rawValue, flags: Int32(NLM_F_CREATE),
                    attributes: [.string(attr(NFTA_SET_TABLE), table), .string(attr(NFTA_SET_NAME), set),
-                                .u32(attr(NFTA_SET_FLAGS), UInt32(NFT_SET_EVAL.rawValue)),
+                                .u32(attr(NFTA_SET_FLAGS), UInt32(NFT_SET_EVAL.rawValue | NFT_SET_TIMEOUT.rawValue)),
                                 .u32(attr(NFTA_SET_KEY_TYPE), ConcatField.inetService.type),
                                 .u32(attr(NFTA_SET_KEY_LEN), UInt32(ConcatField.inetService.length)),
                                 .u32(attr(NFTA_SET_ID), id),
                                 // NFTNL_UDATA_SET_KEYBYTEORDER = BYTEORDER_BIG_ENDIAN, as nft sends it.
                                 .bytes(attr(NFTA_SET_USERDATA), [0, 4] + hostBytes(UInt32(2)))],
-                   what: "nft add set inet \(table) \(set) { type inet_service; flags dynamic; }")
+                   what: "nft add set inet \(table) \(set) { type inet_service; flags dynamic,timeout; }")
     }
 
     /// `meta l4proto <proto>`.

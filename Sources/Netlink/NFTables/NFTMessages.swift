@@ -109,12 +109,16 @@ package enum NFT {
         package var data: [UInt8]?
         package var intervalEnd = false
         package var comment: String?
+        /// How long the element lives (NFTA_SET_ELEM_TIMEOUT, in a set with timeouts); nil: for ever.
+        package var timeoutMilliseconds: UInt64?
 
-        package init(key: [UInt8], data: [UInt8]? = nil, intervalEnd: Bool = false, comment: String? = nil) {
+        package init(key: [UInt8], data: [UInt8]? = nil, intervalEnd: Bool = false, comment: String? = nil,
+                     timeoutMilliseconds: UInt64? = nil) {
             self.key = key
             self.data = data
             self.intervalEnd = intervalEnd
             self.comment = comment
+            self.timeoutMilliseconds = timeoutMilliseconds
         }
     }
 
@@ -138,6 +142,10 @@ package enum NFT {
 
     static func elementAttribute(_ element: Element) -> Attribute {
         var attributes: [Attribute] = []
+        // Before the key, where nft puts it; big-endian like every nf_tables value.
+        if let timeout = element.timeoutMilliseconds {
+            attributes.append(.bytes(attr(NFTA_SET_ELEM_TIMEOUT), withUnsafeBytes(of: timeout.bigEndian) { Array($0) }))
+        }
         if element.intervalEnd { attributes.append(.u32(attr(NFTA_SET_ELEM_FLAGS), UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue))) }
         attributes.append(.nest(attr(NFTA_SET_ELEM_KEY), [.bytes(attr(NFTA_DATA_VALUE), element.key)]))
         if let data = element.data { attributes.append(.nest(attr(NFTA_SET_ELEM_DATA), [.bytes(attr(NFTA_DATA_VALUE), data)])) }
