@@ -17,22 +17,6 @@ public enum Sysctl {
         return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: " \n\t")
     }
 
-    /// Whether the integer value of `name` is not 0; nil when it cannot be read. Read into a
-    /// buffer on the stack, without a String: for a value asked on every call.
-    public static func isNonZero(_ name: StaticString) -> Bool? {
-        var path: [CChar] = Array("/proc/sys/".utf8CString.dropLast())
-        name.withUTF8Buffer { for byte in $0 { path.append(CChar(bitPattern: byte)) } }
-        path.append(0)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
-        let count = withUnsafeMutableBytes(of: &bytes) { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else { return nil }
-        // "0\n" is zero; anything else a number is made of is not.
-        return !(bytes.0 == UInt8(ascii: "0") && (count == 1 || bytes.1 == UInt8(ascii: "\n")))
-    }
-
     /// Writes `value` without reading first, for a freshly created interface whose value is
     /// known to be the default.
     public static func set(_ name: String, to value: String) throws(SystemError) {

@@ -641,8 +641,8 @@ public final class HostPortTable {
                                  + NFT.connectionIsNeitherEstablishedNorRelated() + [NFT.drop()],
                              text: "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state ! established,related drop", comment: "")
         let seen = families.map { family in
-            Rule(expressions: NFT.matchFamily(family) + NFT.matchL4proto(UInt8(IPPROTO_UDP)) + NFT.connectionIsNew()
-                            + [NFT.destinationPortLoad(), NFT.addToSet(seenSet(family))],
+            Rule(expressions: NFT.matchFamily(family) + NFT.concatenation([.l4proto]) + [NFT.compare(equal: true, [UInt8(IPPROTO_UDP)])]
+                            + NFT.connectionIsNew() + NFT.concatenation([.destinationPort]) + [NFT.addToSet(seenSet(family))],
                  text: "meta nfproto \(family == .v4 ? "ipv4" : "ipv6") meta l4proto udp ct state new add @\(seenSet(family)) { udp dport }",
                  comment: "")
         }

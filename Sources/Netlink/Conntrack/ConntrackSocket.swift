@@ -224,7 +224,7 @@ package final class ConntrackSocket {
         guard !unapplied.isEmpty else { return filters.count }
         // The kernel's flush returns at once when the namespace tracks nothing; a dump walks the
         // table whatever it holds, so it is not asked for then (nf_conntrack_count is per namespace).
-        guard Sysctl.isNonZero("net/netfilter/nf_conntrack_count") != false else { return filters.count - unapplied.count }
+        guard (try? Sysctl.read("net/netfilter/nf_conntrack_count")) != "0" else { return filters.count - unapplied.count }
         let left = unapplied.sorted().map { filters[$0] }
         let entries = try entries(family: family, matching: Self.widest(left))
         let matching = entries.filter { entry in left.contains { $0.matches(entry) } }

@@ -222,12 +222,8 @@ extension NFT {
                    what: "nft add set inet \(table) \(set) { type inet_service; flags dynamic,timeout; }")
     }
 
-    /// `meta l4proto <proto>`.
-    package static func matchL4proto(_ proto: UInt8) -> [NFTExpression] {
-        [meta(UInt32(NFT_META_L4PROTO.rawValue), into: register1), compare(equal: true, [proto])]
-    }
-
-    /// `ct state new`: the packet's connection is not confirmed yet, its first packet.
+    /// `ct state new`: a packet of a connection nothing has answered yet (its first, and each later
+    /// one in the same direction until a reply comes).
     package static func connectionIsNew() -> [NFTExpression] {
         // NF_CT_STATE_BIT(IP_CT_NEW) (linux/netfilter/nf_conntrack_common.h); key before register, as nft sends them.
         let new: UInt32 = 1 << 3
@@ -241,11 +237,6 @@ extension NFT {
     package static func addToSet(_ set: String) -> NFTExpression {
         expression("dynset", [.u32(attr(NFTA_DYNSET_SREG_KEY), register1), .u32(attr(NFTA_DYNSET_OP), UInt32(NFT_DYNSET_OP_ADD.rawValue)),
                               .string(attr(NFTA_DYNSET_SET_NAME), set)])
-    }
-
-    /// Loads `udp dport` / `th dport` (2 bytes of the transport header at offset 2) into register 1.
-    package static func destinationPortLoad() -> NFTExpression {
-        payload(UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 2, length: 2, into: register1)
     }
 
     /// A meta load, register then key as in matchFamily (nft sends key, then register).
